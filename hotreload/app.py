@@ -1,0 +1,114 @@
+"""The user's app inside the hosted runtime: its load context, entry point thread and reflection access."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class AppExit:
+    code: int | None
+    error: str | None  # the exception, when the entry point threw
+
+
+class HostedApp:
+    """An assembly loaded into its own non-collectible AssemblyLoadContext.
+
+    Dependencies (FSharp.Core and the rest) resolve from the build output through the app's
+    .deps.json (AssemblyDependencyResolver), so the host's own assemblies never leak in.
+    """
+
+    def __init__(self, dll_path: str, name: str = "hotreload-app") -> None:
+        import clr  # noqa: F401
+        from System import Func  # type: ignore[import-not-found]
+        from System.Reflection import Assembly, AssemblyName  # type: ignore[import-not-found]
+        from System.Runtime.Loader import (  # type: ignore[import-not-found]
+            AssemblyDependencyResolver, AssemblyLoadContext,
+        )
+
+        self.path = os.path.abspath(dll_path)
+        self.context = AssemblyLoadContext(name, False)
+        resolver = AssemblyDependencyResolver(self.path)
+        folder = os.path.dirname(self.path)
+
+        def resolve(ctx: Any, asm_name: Any) -> Any:
+            found = resolver.ResolveAssemblyToPath(asm_name)
+            if not found:
+                candidate = os.path.join(folder, f"{asm_name.Name}.dll")
+                found = candidate if os.path.exists(candidate) else None
+            return ctx.LoadFromAssemblyPath(found) if found else None
+
+        self._resolve = Func[AssemblyLoadContext, AssemblyName, Assembly](resolve)
+        self.context.add_Resolving(self._resolve)
+        self.assembly = self.context.LoadFromAssemblyPath(self.path)
+        self.module = self.assembly.ManifestModule
+        self.thread: threading.Thread | None = None
+        self.exit: AppExit | None = None
+
+    # ---- running ----------------------------------------------------------------------------------
+    def start(self, args: list[str], on_exit: Callable[[AppExit], None] | None = None) -> None:
+        """Run the entry point on a daemon thread (pythonnet releases the GIL while .NET runs)."""
+        from System import Array, Object, String  # type: ignore[import-not-found]
+
+        entry = self.assembly.EntryPoint
+        if entry is None:
+            raise ValueError(f"{self.path} has no entry point ([<EntryPoint>]): it is a library, not an app")
+
+        def run() -> None:
+            try:
+                params = entry.GetParameters()
+                argv = Array[Object]([Array[String](args)]) if params.Length else None
+                result = entry.Invoke(None, argv)
+                self.exit = AppExit(int(result) if result is not None else 0, None)
+            except Exception as exc:  # the app's own exception, reported rather than raised
+                inner = getattr(exc, "InnerException", None)
+                self.exit = AppExit(None, str(inner.ToString() if inner is not None else exc))
+            if on_exit is not None:
+                on_exit(self.exit)
+
+        self.thread = threading.Thread(target=run, name="hotreload-app", daemon=True)
+        self.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    # ---- reflection -------------------------------------------------------------------------------
+    def method(self, token: int) -> Any:
+        return self.module.ResolveMethod(token)
+
+    def method_il(self, token: int) -> bytes:
+        body = self.method(token).GetMethodBody()
+        return bytes(body.GetILAsByteArray()) if body is not None else b""
+
+    def find_method(self, qualified: str) -> Any:
+        """'Namespace.Module.fn' (or 'Module.fn') -> the static MethodInfo."""
+        from System.Reflection import BindingFlags  # type: ignore[import-not-found]
+
+        type_name, _, member = qualified.rpartition(".")
+        flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance
+        for t in self.assembly.GetTypes():
+            if t.FullName in (type_name, type_name.replace(".", "+")) or str(t.FullName).replace("+", ".") == type_name:
+                found = [m for m in t.GetMethods(flags) if m.Name == member]
+                if found:
+                    return found[0]
+                prop = t.GetProperty(member, flags)
+                if prop is not None:
+                    return prop.GetGetMethod(True)
+        raise LookupError(f"no method {qualified} in {os.path.basename(self.path)}")
+
+    def call(self, qualified: str, *args: Any) -> Any:
+        from System import Array, Object  # type: ignore[import-not-found]
+
+        method = self.find_method(qualified)
+        try:
+            return method.Invoke(None, Array[Object](list(args)) if args else None)
+        except Exception as exc:
+            inner = getattr(exc, "InnerException", None)
+            if inner is not None:
+                raise RuntimeError(f"{qualified} threw {inner.GetType().FullName}: {inner.Message}") from None
+            raise

@@ -1,0 +1,5 @@
+"""The one exception the metadata layer raises for bad input."""
+
+
+class BadImageError(ValueError):
+    """The bytes are not a well-formed PE/metadata image (truncated, corrupt, or not .NET)."""

@@ -1,0 +1,235 @@
+"""Reads ECMA-335 metadata (assemblies, EnC deltas, portable PDBs) into plain rows of integers.
+
+Our own reader rather than dnfile: the delta writer needs the raw heap offsets, exact heap sizes and the
+same table schema, and tests read our deltas (``#-`` with ``#JTD``) back with it.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import cached_property
+
+from .errors import BadImageError
+from .pe import PEImage
+from .schema import FIXED_SIZES, SCHEMA, TABLE_COUNT, Coded, T
+from .sigs import read_compressed
+
+Row = tuple[int, ...]
+
+
+class MetadataImage:
+    """One metadata root: streams, heaps and tables (rows as tuples of raw column values)."""
+
+    def __init__(self, metadata: bytes, external_row_counts: list[int] | None = None) -> None:
+        self.raw = metadata
+        try:
+            self._parse_root()
+            self._parse_tables(external_row_counts)
+        except (struct.error, IndexError) as exc:
+            raise BadImageError(f"truncated or corrupt metadata: {exc}") from None
+
+    # ---- root and streams -------------------------------------------------------------------
+    def _parse_root(self) -> None:
+        d = self.raw
+        sig, = struct.unpack_from("<I", d, 0)
+        if sig != 0x424A5342:
+            raise BadImageError("no metadata signature (BSJB)")
+        vlen, = struct.unpack_from("<I", d, 12)
+        if vlen > 255:
+            raise BadImageError("metadata version string too long")
+        self.version = d[16:16 + vlen].split(b"\0")[0].decode("ascii", "replace")
+        pos = 16 + vlen
+        _flags, nstreams = struct.unpack_from("<HH", d, pos)
+        pos += 4
+        self.streams: dict[str, tuple[int, int]] = {}
+        for _ in range(nstreams):
+            off, size = struct.unpack_from("<II", d, pos)
+            pos += 8
+            end = d.index(b"\0", pos)
+            name = d[pos:end].decode("ascii", "replace")
+            pos = (end + 4) & ~3
+            if off + size > len(d):
+                raise BadImageError(f"stream {name} runs past the end of the metadata")
+            self.streams[name] = (off, size)
+        self.is_minimal_delta = "#JTD" in self.streams
+
+    def _stream(self, name: str) -> bytes:
+        if name not in self.streams:
+            return b""
+        off, size = self.streams[name]
+        return self.raw[off:off + size]
+
+    @cached_property
+    def strings_heap(self) -> bytes:
+        return self._stream("#Strings")
+
+    @cached_property
+    def blob_heap(self) -> bytes:
+        return self._stream("#Blob")
+
+    @cached_property
+    def guid_heap(self) -> bytes:
+        return self._stream("#GUID")
+
+    @cached_property
+    def us_heap(self) -> bytes:
+        return self._stream("#US")
+
+    def heap_size(self, name: str) -> int:
+        """Size of a heap as its stream header states it (what the runtime appends deltas after)."""
+        return self.streams.get(name, (0, 0))[1]
+
+    # ---- tables -------------------------------------------------------------------------------
+    def _parse_tables(self, external_row_counts: list[int] | None) -> None:
+        name = "#~" if "#~" in self.streams else "#-"
+        if name not in self.streams:
+            raise BadImageError("no metadata table stream")
+        tables = self._stream(name)
+        self.pdb_id = b""
+        self.pdb_entry_point = 0
+        external = [0] * TABLE_COUNT
+        if "#Pdb" in self.streams:
+            pdb = self._stream("#Pdb")
+            self.pdb_id = pdb[:20]
+            self.pdb_entry_point, mask = struct.unpack_from("<IQ", pdb, 20)
+            pos = 32
+            for i in range(TABLE_COUNT):
+                if mask >> i & 1:
+                    external[i], = struct.unpack_from("<I", pdb, pos)
+                    pos += 4
+        if external_row_counts:
+            external = list(external_row_counts) + [0] * (TABLE_COUNT - len(external_row_counts))
+        heap_sizes = tables[6]
+        valid, self.sorted_mask = struct.unpack_from("<QQ", tables, 8)
+        pos = 24
+        self.row_counts = [0] * TABLE_COUNT
+        for i in range(TABLE_COUNT):
+            if valid >> i & 1:
+                self.row_counts[i], = struct.unpack_from("<I", tables, pos)
+                pos += 4
+        if heap_sizes & 0x40:  # "extra data" flag of uncompressed streams
+            pos += 4
+        wide = self.is_minimal_delta
+        big_str = wide or bool(heap_sizes & 1)
+        big_guid = wide or bool(heap_sizes & 2)
+        big_blob = wide or bool(heap_sizes & 4)
+        counts = [self.row_counts[i] + external[i] for i in range(TABLE_COUNT)]
+
+        def size_of(kind: object) -> int:
+            if isinstance(kind, str):
+                if kind in FIXED_SIZES:
+                    return FIXED_SIZES[kind]
+                return 4 if {"str": big_str, "guid": big_guid, "blob": big_blob}[kind] else 2
+            if wide:
+                return 4
+            if isinstance(kind, Coded):
+                limit = 1 << (16 - kind.bits)
+                return 4 if max(counts[t] if t is not None else 0 for t in kind.tables) >= limit else 2
+            return 4 if counts[int(kind)] >= 0x10000 else 2  # type: ignore[call-overload]
+
+        self.tables: dict[T, list[Row]] = {}
+        self.table_offsets: dict[T, int] = {}
+        stream_off = self.streams[name][0]
+        for i in range(TABLE_COUNT):
+            n = self.row_counts[i]
+            if not n:
+                continue
+            if i not in T._value2member_map_:
+                raise BadImageError(f"unknown metadata table {i:#x}")
+            t = T(i)
+            fmt = "<" + "".join("H" if size_of(k) == 2 else ("B" if size_of(k) == 1 else "I")
+                                for _, k in SCHEMA[t])
+            width = struct.calcsize(fmt)
+            end = pos + n * width
+            if end > len(tables):
+                raise BadImageError(f"table {t.name} runs past the end of the table stream")
+            self.table_offsets[t] = stream_off + pos
+            self.tables[t] = list(struct.iter_unpack(fmt, tables[pos:end]))
+            pos = end
+
+    def rows(self, table: T) -> list[Row]:
+        return self.tables.get(table, [])
+
+    def row(self, table: T, rid: int) -> Row:
+        rows = self.tables.get(table, [])
+        if not 1 <= rid <= len(rows):
+            raise BadImageError(f"{table.name} row {rid} does not exist")
+        return rows[rid - 1]
+
+    # ---- heaps ----------------------------------------------------------------------------------
+    def string(self, offset: int) -> str:
+        heap = self.strings_heap
+        if offset >= len(heap):
+            if offset == 0:
+                return ""
+            raise BadImageError(f"#Strings offset {offset:#x} out of range")
+        end = heap.find(b"\0", offset)
+        if end < 0:
+            end = len(heap)
+        return heap[offset:end].decode("utf-8", "surrogateescape")
+
+    def blob(self, offset: int) -> bytes:
+        heap = self.blob_heap
+        if offset == 0 and not heap:
+            return b""
+        if offset >= len(heap):
+            raise BadImageError(f"#Blob offset {offset:#x} out of range")
+        length, pos = read_compressed(heap, offset)
+        if pos + length > len(heap):
+            raise BadImageError(f"#Blob entry at {offset:#x} runs past the heap")
+        return heap[pos:pos + length]
+
+    def guid(self, index: int) -> bytes:
+        if index == 0:
+            return b"\0" * 16
+        start = (index - 1) * 16
+        if start + 16 > len(self.guid_heap):
+            raise BadImageError(f"#GUID index {index} out of range")
+        return self.guid_heap[start:start + 16]
+
+    def user_string(self, offset: int) -> str:
+        heap = self.us_heap
+        if offset >= len(heap):
+            raise BadImageError(f"#US offset {offset:#x} out of range")
+        length, pos = read_compressed(heap, offset)
+        if pos + length > len(heap):
+            raise BadImageError(f"#US entry at {offset:#x} runs past the heap")
+        n = length - 1 if length else 0
+        return heap[pos:pos + n].decode("utf-16-le", "surrogatepass")
+
+    def user_strings(self) -> dict[str, int]:
+        """Every #US entry, value -> offset, so a delta can reuse strings the module already has."""
+        heap = self.us_heap
+        out: dict[str, int] = {}
+        pos = 1
+        while pos < len(heap):
+            length, data = read_compressed(heap, pos)
+            if length == 0:
+                pos = data
+                continue
+            n = length - 1
+            out.setdefault(heap[data:data + n].decode("utf-16-le", "surrogatepass"), pos)
+            pos = data + length
+        return out
+
+
+class Assembly:
+    """A PE assembly on disk plus its metadata, with method bodies addressable by RVA."""
+
+    def __init__(self, data: bytes, path: str = "<memory>") -> None:
+        self.path = path
+        self.pe = PEImage(data)
+        self.md = MetadataImage(self.pe.metadata)
+
+    @classmethod
+    def from_file(cls, path: str) -> "Assembly":
+        with open(path, "rb") as f:
+            return cls(f.read(), path)
+
+    def body_at(self, rva: int) -> bytes:
+        """Bytes from the method body at `rva` to the end of its section (the IL parser finds the end)."""
+        off = self.pe.rva_to_offset(rva)
+        for s in self.pe.sections:
+            if s.raw_offset <= off < s.raw_offset + s.raw_size:
+                return self.pe.data[off:s.raw_offset + s.raw_size]
+        return self.pe.data[off:]
