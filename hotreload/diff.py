@@ -24,10 +24,12 @@ class Refusal:
     member: str
     detail: str = ""
     hint: str = "restart the app to pick it up"
+    location: str = ""  # "File.fs:12" when known
 
     def __str__(self) -> str:
         extra = f": {self.detail}" if self.detail else ""
-        return f"{self.kind} in {self.member}{extra} ({self.hint})"
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.kind} in {self.member}{extra} ({self.hint})"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,150 @@
+"""Builds an F# project with the dotnet CLI into our own folder, with settings that keep it editable."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Debug, no optimization, portable PDB, deterministic: what the runtime needs to accept deltas and what
+# keeps two builds of the same source comparable.
+BUILD_PROPERTIES = {
+    "Configuration": "Debug",
+    "Optimize": "false",
+    "DebugType": "portable",
+    "DebugSymbols": "true",
+    "Deterministic": "true",
+    "SatelliteResourceLanguages": "en",
+    "GenerateDocumentationFile": "false",
+    "TreatWarningsAsErrors": "false",
+}
+
+_DIAGNOSTIC = re.compile(r"^(?P<loc>.*?)(?:\((?P<line>\d+),(?P<col>\d+)\))?\s*:\s*(?P<sev>error|warning)\s+"
+                         r"(?P<code>[A-Z]+\d+)\s*:\s*(?P<msg>.*?)(?:\s+\[[^\]]*\])?$")
+
+
+class ProjectError(Exception):
+    """The project cannot be used (missing, not F#, no SDK...): the message says what to do."""
+
+
+@dataclass
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}({self.line},{self.column})" if self.line else self.file
+        return f"{where}: error {self.code}: {self.message}"
+
+
+@dataclass
+class BuildResult:
+    ok: bool
+    dll: Path
+    seconds: float
+    errors: list[Diagnostic] = field(default_factory=list)
+    output: str = ""
+
+
+def find_project(path: str | os.PathLike[str]) -> Path:
+    """Accept a .fsproj or a folder holding exactly one; refuse anything else with a clear message."""
+    p = Path(path).resolve()
+    if p.is_dir():
+        found = sorted(p.glob("*.fsproj"))
+        if len(found) != 1:
+            raise ProjectError(f"{p}: expected one .fsproj in this folder, found {len(found)}; "
+                               "pass the project file explicitly")
+        p = found[0]
+    if not p.exists():
+        raise ProjectError(f"{p}: no such project file; check the path")
+    if p.suffix != ".fsproj":
+        raise ProjectError(f"{p}: not an F# project (.fsproj); hotreload works on F# projects")
+    return p
+
+
+def assembly_name(project: Path) -> str:
+    """AssemblyName from the project file, else the file name (MSBuild's default)."""
+    try:
+        root = ET.parse(project).getroot()
+    except ET.ParseError as exc:
+        raise ProjectError(f"{project}: the project file is not valid XML ({exc}); fix it and save again") from None
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "AssemblyName" and el.text and "$(" not in el.text:
+            return el.text.strip()
+    return project.stem
+
+
+def check_sdk() -> str:
+    """The dotnet SDK version; refuse when there is none or it is older than 10."""
+    exe = shutil.which("dotnet")
+    if exe is None:
+        raise ProjectError("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    version = proc.stdout.strip()
+    major = version.split(".")[0]
+    if proc.returncode != 0 or not major.isdigit():
+        raise ProjectError(f"`dotnet --version` failed ({proc.stderr.strip() or version}); "
+                           "install the .NET 10 SDK")
+    if int(major) < 10:
+        raise ProjectError(f".NET SDK {version} is too old: hotreload needs the .NET 10 SDK")
+    return version
+
+
+def parse_diagnostics(output: str) -> list[Diagnostic]:
+    seen: set[str] = set()
+    out: list[Diagnostic] = []
+    for raw in output.splitlines():
+        m = _DIAGNOSTIC.match(raw.strip())
+        if not m or m["sev"] != "error":
+            continue
+        d = Diagnostic(m["loc"].strip(), int(m["line"] or 0), int(m["col"] or 0), m["code"], m["msg"].strip())
+        if str(d) not in seen:
+            seen.add(str(d))
+            out.append(d)
+    return out
+
+
+class Builder:
+    """Runs `dotnet build` for one project into `<project dir>/.hotreload/` (never the user's bin/ or obj/)."""
+
+    def __init__(self, project: Path, work_dir: Path | None = None) -> None:
+        self.project = project
+        self.work_dir = work_dir or project.parent / ".hotreload"
+        self.out_dir = self.work_dir / "bin"
+        self.obj_dir = self.work_dir / "obj"
+        self.dll = self.out_dir / f"{assembly_name(project)}.dll"
+
+    def command(self) -> list[str]:
+        props = dict(BUILD_PROPERTIES, IntermediateOutputPath=f"{self.obj_dir}/", OutDir=f"{self.out_dir}/")
+        return ["dotnet", "build", str(self.project), "--nologo", "-v:q", "-clp:NoSummary",
+                *(f"-p:{k}={v}" for k, v in props.items())]
+
+    def build(self) -> BuildResult:
+        start = time.perf_counter()
+        env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1",
+                   DOTNET_SKIP_FIRST_TIME_EXPERIENCE="1", MSBUILDTERMINALLOGGER="off")
+        env.pop("DOTNET_MODIFIABLE_ASSEMBLIES", None)
+        proc = subprocess.run(self.command(), capture_output=True, text=True, env=env, cwd=self.project.parent,
+                              check=False)
+        output = proc.stdout + proc.stderr
+        errors = parse_diagnostics(output)
+        ok = proc.returncode == 0 and self.dll.exists()
+        if not ok and not errors:
+            errors = [Diagnostic(str(self.project), 0, 0, "BUILD", output.strip()[-2000:] or "dotnet build failed")]
+        return BuildResult(ok, self.dll, time.perf_counter() - start, errors, output)
+
+    def snapshot(self, name: str) -> Path:
+        """Copy the build output aside, so the loaded files are never overwritten by the next build."""
+        dest = self.work_dir / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(self.out_dir, dest)
+        return dest / self.dll.name

@@ -1,0 +1,81 @@
+"""Command line: `hotreload watch PROJECT` (the live loop) and `hotreload delta OLD NEW -o DIR`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .build import ProjectError
+from .metadata.errors import BadImageError
+from .report import Reporter
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from .session import Session
+
+    reporter = Reporter()
+    try:
+        session = Session(args.project, app_args=args.app_args, reporter=reporter).start()
+    except ProjectError as exc:
+        reporter.error(str(exc))
+        return 2
+    stop = threading.Event()
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        reporter.info("stopping")
+    session.stop()
+    sys.stdout.flush()
+    # The app's thread may still be inside .NET code; the runtime cannot be unloaded, so leave at once.
+    os._exit(0)
+
+
+def _delta(args: argparse.Namespace) -> int:
+    from .delta import Baseline, build_delta, load_build
+    from .diff import diff_builds
+
+    try:
+        old, old_pdb = load_build(args.old)
+        new, new_pdb = load_build(args.new)
+    except (OSError, BadImageError) as exc:
+        print(f"hotreload delta: cannot read the assemblies: {exc}", file=sys.stderr)
+        return 2
+    diff = diff_builds(old, new)
+    if diff.refusals:
+        for r in diff.refusals:
+            print(f"hotreload delta: {r}", file=sys.stderr)
+        return 1
+    delta = build_delta(Baseline(old, old_pdb), new, new_pdb, diff.changed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for ext, data in (("meta", delta.metadata), ("il", delta.il), ("pdb", delta.pdb)):
+        (out / f"1.{ext}").write_bytes(data)
+    print(f"wrote {out}/1.meta, 1.il, 1.pdb: {len(diff.changed)} method(s): "
+          + ", ".join(c.name for c in diff.changed))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hotreload", description="Hot reload for F# apps on .NET 10.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    watch = sub.add_parser("watch", help="build, run and hot reload an F# project as you save")
+    watch.add_argument("project", help="the .fsproj (or its folder)")
+    watch.add_argument("app_args", nargs="*", help="arguments for the app (after --)")
+    watch.set_defaults(func=_watch)
+    delta = sub.add_parser("delta", help="write the EnC delta between two builds (1.meta, 1.il, 1.pdb)")
+    delta.add_argument("old")
+    delta.add_argument("new")
+    delta.add_argument("-o", "--output", required=True)
+    delta.set_defaults(func=_delta)
+    args = parser.parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

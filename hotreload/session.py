@@ -1,0 +1,211 @@
+"""The hot reload loop for one project: build -> host -> (watch -> build -> diff -> delta -> apply -> verify)*."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .app import AppExit, HostedApp
+from .apply import ApplyFailed, Updater, Verification
+from .build import Builder, Diagnostic, ProjectError, check_sdk, find_project
+from .delta import Baseline, UnsupportedEdit, build_delta, load_build
+from .diff import Build, Refusal, diff_builds
+from .editable import editability_problem
+from .names import display_name
+from .pdb import Pdb
+from .report import Reporter
+from .runtime import start_runtime
+
+
+@dataclass
+class Outcome:
+    """What one save led to; `kind` is applied, no-change, refused, compile-error or failed."""
+
+    kind: str
+    generation: int = 0
+    methods: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    errors: list[Diagnostic] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    verification: Verification | None = None
+    message: str = ""
+
+
+def _has_member(build: Build, refusal: Refusal) -> bool:
+    return any(display_name(k) == refusal.member for k in build.methods)
+
+
+def locate(refusal: Refusal, build: Build, pdb: Pdb | None) -> Refusal:
+    """Add the source file and line of the refused member, from the build's PDB, when it can be found."""
+    if pdb is None:
+        return refusal
+    rids = [rid for key, rid in build.methods.items()
+            if display_name(key) == refusal.member or display_name(key).startswith(refusal.member + ".")]
+    for rid in rids:
+        points = [p for p in pdb.method_info(rid).points if not p.hidden]
+        if points:
+            doc = Path(pdb.document_name(points[0].document)).name
+            return replace(refusal, location=f"{doc}:{points[0].start_line}")
+    return refusal
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+class Session:
+    """Hosts one F# app in this process and keeps its code in step with the sources."""
+
+    def __init__(self, project: str | Path, app_args: list[str] | None = None, reporter: Reporter | None = None,
+                 run_entry_point: bool = True, watch: bool = True) -> None:
+        self.project = find_project(project)
+        self.app_args = list(app_args or [])
+        self.report = reporter or Reporter()
+        self.run_entry_point = run_entry_point
+        self.watch = watch
+        self.builder = Builder(self.project)
+        self.outcomes: list[Outcome] = []
+        self.changed = threading.Condition()
+        self.app: HostedApp | None = None
+        self.updater: Updater | None = None
+        self._watcher: object | None = None
+        self._worker: object | None = None
+
+    # ---- start and stop ---------------------------------------------------------------------------
+    def start(self) -> "Session":
+        sdk = check_sdk()
+        self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})")
+        result = self.builder.build()
+        if not result.ok:
+            raise ProjectError("the first build failed:\n" + "\n".join(str(e) for e in result.errors))
+        dll = self.builder.snapshot("gen0")
+        build, pdb = load_build(str(dll))
+        problem = editability_problem(build.asm)
+        if problem:
+            raise ProjectError(f"{dll.name} cannot be hot reloaded: {problem}")
+        info = start_runtime()
+        if not info.supported:
+            raise ProjectError("the .NET runtime says hot reload is not supported here "
+                               "(is a debugger attached, or DOTNET_HOTRELOAD_DISABLED set?)")
+        self.report.info(f".NET {info.version}, hot reload supported; capabilities: {' '.join(info.capabilities)}")
+        self.report.info(f"{dll.name} is editable (DebuggableAttribute: Default, DisableOptimizations); "
+                         f"built in {_ms(result.seconds)}")
+        self.app = HostedApp(str(dll))
+        self.updater = Updater(self.app, Baseline(build, pdb))
+        self.previous = build
+        if self.watch:
+            from .watch import SerialWorker, SourceWatcher
+
+            worker = SerialWorker(self.reload)
+            watcher = SourceWatcher(self.project.parent, lambda paths: worker.request(),
+                                    ignore=[self.builder.work_dir])
+            watcher.start()
+            self._worker, self._watcher = worker, watcher
+            self.report.info(f"watching {self.project.parent} (*.fs, *.fsi, *.fsproj); Ctrl-C to stop")
+        if self.run_entry_point:
+            self.app.start(self.app_args, self._on_exit)
+        return self
+
+    def _on_exit(self, exit: AppExit) -> None:
+        if exit.error:
+            self.report.error(f"the app crashed:\n{exit.error}")
+        else:
+            self.report.info(f"the app exited with code {exit.code}; still watching")
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()  # type: ignore[attr-defined]
+        if self._worker is not None:
+            self._worker.stop()  # type: ignore[attr-defined]
+
+    def __enter__(self) -> "Session":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- state --------------------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return self.updater.baseline.generation if self.updater else 0
+
+    @property
+    def update_count(self) -> int:
+        return sum(1 for o in self.outcomes if o.kind == "applied")
+
+    def wait_for_outcome(self, after: int, timeout: float) -> Outcome | None:
+        """Block until more than `after` outcomes exist; return the newest (None on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.changed:
+            while len(self.outcomes) <= after:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.changed.wait(left)
+            return self.outcomes[-1]
+
+    def _record(self, outcome: Outcome) -> Outcome:
+        with self.changed:
+            self.outcomes.append(outcome)
+            self.changed.notify_all()
+        return outcome
+
+    # ---- one pass of the loop -----------------------------------------------------------------------
+    def reload(self) -> Outcome:
+        """Rebuild and bring the running app up to date with the sources, or say why not."""
+        assert self.updater is not None
+        if self.updater.failed:
+            self.report.error(f"not applying: {self.updater.failed}; the app needs a restart")
+            return self._record(Outcome("failed", message=self.updater.failed))
+        timings: dict[str, float] = {}
+        result = self.builder.build()
+        timings["build"] = result.seconds
+        if not result.ok:
+            self.report.error("compile error; the app keeps running the last good code:\n"
+                              + "\n".join(str(e) for e in result.errors))
+            return self._record(Outcome("compile-error", errors=result.errors, timings=timings))
+        t = time.perf_counter()
+        new_build, new_pdb = load_build(str(result.dll))
+        diff = diff_builds(self.previous, new_build)
+        timings["diff"] = time.perf_counter() - t
+        if diff.refusals:
+            located = [locate(r, b, p) for r in diff.refusals
+                       for b, p in [(new_build, new_pdb) if _has_member(new_build, r) else (self.previous, None)]]
+            return self._refuse(located, timings)
+        if not diff.changed:
+            self.previous = new_build
+            self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply")
+            return self._record(Outcome("no-change", timings=timings))
+        t = time.perf_counter()
+        try:
+            delta = build_delta(self.updater.baseline, new_build, new_pdb, diff.changed)
+        except UnsupportedEdit as exc:
+            return self._refuse([locate(exc.refusal, new_build, new_pdb)], timings)
+        timings["delta"] = time.perf_counter() - t
+        try:
+            timings["apply"] = self.updater.apply(delta)
+        except ApplyFailed as exc:
+            self.report.error(str(exc))
+            return self._record(Outcome("failed", message=str(exc), timings=timings))
+        self.previous = new_build
+        t = time.perf_counter()
+        verification = self.updater.verify(delta, new_build)
+        timings["verify"] = time.perf_counter() - t
+        names = [c.name for c in delta.methods]
+        stages = ", ".join(f"{k} {_ms(v)}" for k, v in timings.items())
+        self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})")
+        checked = f"verified: IL read back for {len(verification.il_matches)}/{len(names)}, " \
+                  f"JIT-compiled {len(verification.jitted)}"
+        if verification.invoked:
+            checked += "; ran " + ", ".join(f"{k} -> {v}" for k, v in verification.invoked.items())
+        self.report.info(checked)
+        for problem in verification.problems:
+            self.report.warn(problem)
+        return self._record(Outcome("applied", delta.generation, names, timings, verification=verification))
+
+    def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
+        lines = "\n".join(f"  - {r}" for r in refusals)
+        self.report.warn(f"edit not applied (nothing of it was applied; the app keeps running):\n{lines}")
+        return self._record(Outcome("refused", refusals=refusals, timings=timings))
