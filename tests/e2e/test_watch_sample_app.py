@@ -118,9 +118,12 @@ def test_edits_apply_live_and_compile_errors_keep_the_app_running(watched_app: t
     proc.wait_for("[app] update #3")
     proc.wait_for("applied generation 3")
 
-    # 5. An edit that cannot be applied yet is named and nothing of it is applied.
-    greeting.write_text(greeting.read_text().replace("let multiplier () = 3", "let multiplier (k: int) = 3"))
-    refused = proc.wait_for("signature change")
-    assert "SampleApp.Greeting.multiplier" in "\n".join(proc.lines[-5:]) or "multiplier" in refused
-    assert "Bonjour" in proc.wait_for("| score")
+    # 5. An edit that cannot be applied yet is named (file, member, kind) and nothing of it is applied.
+    text = greeting.read_text().replace("let multiplier () = 3", "let multiplier () = 4")
+    greeting.write_text(text + "\nlet brandNew () = 42\n")
+    refused = proc.wait_for("added method")
+    assert "SampleApp.Greeting.brandNew" in refused and "Greeting.fs:" in refused
+    line = proc.wait_for("| score")
+    tick, score = int(line.split()[1].rstrip(":")), int(line.split("score ")[1].split()[0])
+    assert score == tick * 3  # the multiplier edit in the same save was not applied either
     assert proc.proc.poll() is None
