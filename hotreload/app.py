@@ -27,7 +27,8 @@ class HostedApp:
         from System import Func  # type: ignore[import-not-found]
         from System.Reflection import Assembly, AssemblyName  # type: ignore[import-not-found]
         from System.Runtime.Loader import (  # type: ignore[import-not-found]
-            AssemblyDependencyResolver, AssemblyLoadContext,
+            AssemblyDependencyResolver,
+            AssemblyLoadContext,
         )
 
         self.path = os.path.abspath(dll_path)
@@ -64,7 +65,7 @@ class HostedApp:
                 argv = Array[Object]([Array[String](args)]) if params.Length else None
                 result = entry.Invoke(None, argv)
                 self.exit = AppExit(int(result) if result is not None else 0, None)
-            except Exception as exc:  # the app's own exception, reported rather than raised
+            except Exception as exc:  # noqa: BLE001 - the app's own exception, reported rather than raised
                 inner = getattr(exc, "InnerException", None)
                 self.exit = AppExit(None, str(inner.ToString() if inner is not None else exc))
             if on_exit is not None:

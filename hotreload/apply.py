@@ -56,7 +56,7 @@ class Updater:
             start = time.perf_counter()
             try:
                 self.applier.apply(self.app.assembly, delta.metadata, delta.il, delta.pdb)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                 self.failed = f"generation {delta.generation}: {exc}".splitlines()[0]
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
                                   "the app may now be inconsistent: restart it") from None
@@ -98,7 +98,7 @@ class Updater:
                     method = handler.GetMethod(name, flags, None, signature, None)
                     if method is not None:
                         method.Invoke(None, args)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                     errors.append(f"{handler.FullName}.{name} threw: {str(exc).splitlines()[0]}")
         self.handler_errors = errors
         return errors
@@ -122,7 +122,7 @@ class Updater:
                 try:
                     RuntimeHelpers.PrepareMethod(method.MethodHandle)
                     result.jitted.append(change.name)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                     result.problems.append(f"{change.name}: JIT rejected the new IL: {str(exc).splitlines()[0]}")
                     continue
             if self._safe_to_invoke(method, build, change.new_rid):
@@ -147,7 +147,7 @@ class Updater:
             try:
                 value = method.Invoke(None, None)
                 box["result"] = repr(value) if isinstance(value, (bool, int, float, str)) else str(value)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                 inner = getattr(exc, "InnerException", None)
                 box["result"] = f"threw {inner.GetType().FullName if inner is not None else type(exc).__name__}"
 

@@ -17,7 +17,14 @@ from .diff import Build, ChangedMethod, Refusal
 from .metadata.il import STRING, encode_body, map_tokens
 from .metadata.reader import Assembly
 from .metadata.schema import (
-    TABLE_COUNT, Coded, MemberRefParent, MethodDefOrRef, ResolutionScope, T, split_token, token,
+    TABLE_COUNT,
+    Coded,
+    MemberRefParent,
+    MethodDefOrRef,
+    ResolutionScope,
+    T,
+    split_token,
+    token,
 )
 from .metadata.sigs import compressed, encode_type_token, map_signature, map_type_signature
 from .metadata.writer import BlobHeap, StringHeap, UserStringHeap, pdb_stream, write_metadata
@@ -172,6 +179,7 @@ class DeltaBuilder:
     def _add_reference(self, t: T, row: int) -> int:
         md = self.md
         r = md.row(t, row)
+        new_row: tuple[int, ...]
         if t == T.AssemblyRef:
             new_row = (r[0], r[1], r[2], r[3], r[4], self.blobs.add(md.blob(r[5])), self.strings.add(md.string(r[6])),
                        self.strings.add(md.string(r[7])), self.blobs.add(md.blob(r[8])))
@@ -242,7 +250,7 @@ class DeltaBuilder:
         tables: dict[T, list[tuple[int, ...]]] = {
             T.Module: [(generation, self.strings.add(base_md.string(mod[1])), mvid_index, enc_id_index,
                         enc_base_index)]}
-        enc_log: list[tuple[int, int]] = []
+        enc_log: list[tuple[int, ...]] = []
         enc_map: list[int] = []
         for t in sorted(self.rows):
             order = sorted(range(len(self.rows[t])), key=lambda i: self.rids[t][i])
@@ -311,8 +319,9 @@ class DeltaBuilder:
             tables[T.Document] = doc_rows
         if mdi_rows:
             tables[T.MethodDebugInformation] = mdi_rows
-        tables[T.EncMap] = [(token(T.Document, r),) for r in doc_rids] + \
-                           [(token(T.MethodDebugInformation, r),) for r in mdi_rids]
+        enc_map: list[tuple[int, ...]] = [(token(T.Document, r),) for r in doc_rids]
+        enc_map += [(token(T.MethodDebugInformation, r),) for r in mdi_rids]
+        tables[T.EncMap] = enc_map
         type_system = [base.row_counts[i] + added[i] if i < 0x30 else 0 for i in range(TABLE_COUNT)]
         pdb_id = uuid.uuid4().bytes + struct.pack("<I", generation)
         data = write_metadata(tables, bytes(strings.data), b"\0", b"", bytes(blobs.data),

@@ -16,6 +16,7 @@ from .metadata.reader import Assembly
 from .metadata.schema import HasCustomAttribute, T
 from .names import Names, display_name
 
+
 @dataclass(frozen=True)
 class Refusal:
     """An edit that cannot be applied to the running app, said so the user knows what to do."""
@@ -58,7 +59,7 @@ class Build:
         self._normalized: dict[int, tuple[object, ...]] = {}
 
     @classmethod
-    def from_file(cls, path: str) -> "Build":
+    def from_file(cls, path: str) -> Build:
         return cls(Assembly.from_file(path))
 
     @cached_property

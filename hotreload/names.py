@@ -9,7 +9,13 @@ from functools import cached_property
 
 from .metadata.reader import Assembly
 from .metadata.schema import (
-    CustomAttributeType, MemberRefParent, MethodDefOrRef, ResolutionScope, T, TypeDefOrRef, split_token,
+    CustomAttributeType,
+    MemberRefParent,
+    MethodDefOrRef,
+    ResolutionScope,
+    T,
+    TypeDefOrRef,
+    split_token,
 )
 from .metadata.sigs import map_signature, map_type_signature
 
@@ -47,7 +53,7 @@ class Names:
 
     # ---- keys -------------------------------------------------------------------------------------
     def typedef_name(self, rid: int) -> str:
-        flags, name, ns, *_ = self.md.row(T.TypeDef, rid)
+        _flags, name, ns, *_ = self.md.row(T.TypeDef, rid)
         own = self.md.string(name)
         if rid in self.enclosing:
             return self.typedef_name(self.enclosing[rid]) + "/" + own

@@ -38,7 +38,7 @@ class Pdb:
         self.md = MetadataImage(data)
 
     @classmethod
-    def from_file(cls, path: str) -> "Pdb":
+    def from_file(cls, path: str) -> Pdb:
         with open(path, "rb") as f:
             return cls(f.read())
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _lock = threading.Lock()
-_info: "RuntimeInfo | None" = None
+_info: RuntimeInfo | None = None
 
 
 class RuntimeError_(RuntimeError):
@@ -72,7 +72,7 @@ def start_runtime() -> RuntimeInfo:
         import pythonnet
 
         pythonnet.load("coreclr", runtime_config=config, dotnet_root=root)
-        import clr  # noqa: F401  (pythonnet: makes .NET namespaces importable)
+        import clr
         from System.Reflection import BindingFlags  # type: ignore[import-not-found]
         from System.Reflection.Metadata import MetadataUpdater  # type: ignore[import-not-found]
 

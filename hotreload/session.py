@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Self
 
 from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
@@ -17,6 +18,7 @@ from .names import display_name
 from .pdb import Pdb
 from .report import Reporter
 from .runtime import start_runtime
+from .watch import SerialWorker, SourceWatcher
 
 
 @dataclass
@@ -70,11 +72,11 @@ class Session:
         self.changed = threading.Condition()
         self.app: HostedApp | None = None
         self.updater: Updater | None = None
-        self._watcher: object | None = None
-        self._worker: object | None = None
+        self._watcher: SourceWatcher | None = None
+        self._worker: SerialWorker | None = None
 
     # ---- start and stop ---------------------------------------------------------------------------
-    def start(self) -> "Session":
+    def start(self) -> Session:
         sdk = check_sdk()
         self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})")
         result = self.builder.build()
@@ -96,9 +98,7 @@ class Session:
         self.updater = Updater(self.app, Baseline(build, pdb))
         self.previous = build
         if self.watch:
-            from .watch import SerialWorker, SourceWatcher
-
-            worker = SerialWorker(self.reload)
+            worker = SerialWorker(self._reload_quietly)
             watcher = SourceWatcher(self.project.parent, lambda paths: worker.request(),
                                     ignore=[self.builder.work_dir])
             watcher.start()
@@ -108,6 +108,9 @@ class Session:
             self.app.start(self.app_args, self._on_exit)
         return self
 
+    def _reload_quietly(self) -> None:
+        self.reload()
+
     def _on_exit(self, exit: AppExit) -> None:
         if exit.error:
             self.report.error(f"the app crashed:\n{exit.error}")
@@ -116,11 +119,11 @@ class Session:
 
     def stop(self) -> None:
         if self._watcher is not None:
-            self._watcher.stop()  # type: ignore[attr-defined]
+            self._watcher.stop()
         if self._worker is not None:
-            self._worker.stop()  # type: ignore[attr-defined]
+            self._worker.stop()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

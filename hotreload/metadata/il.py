@@ -17,7 +17,7 @@ _SIZES = {NONE: 0, I1: 1, I4: 4, I8: 8, R4: 4, R8: 8, BR1: 1, BR4: 4, VAR1: 1, V
 
 def _one_byte() -> dict[int, str]:
     ops: dict[int, str] = {}
-    for op in range(0x00, 0x0E):
+    for op in range(0x0E):
         ops[op] = NONE
     for op in (0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13):
         ops[op] = VAR1

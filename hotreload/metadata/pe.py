@@ -51,7 +51,7 @@ class PEImage:
             name = d[off:off + 8].rstrip(b"\0").decode("ascii", "replace")
             vsize, va, rsize, roff = struct.unpack_from("<IIII", d, off + 8)
             self.sections.append(Section(name, va, vsize, roff, rsize))
-        cli_rva, cli_size = struct.unpack_from("<II", d, dirs + 14 * 8)
+        cli_rva, _cli_size = struct.unpack_from("<II", d, dirs + 14 * 8)
         if cli_rva == 0:
             raise BadImageError("not a .NET assembly (no CLI header)")
         cli = self.rva_to_offset(cli_rva)

@@ -222,7 +222,7 @@ class Assembly:
         self.md = MetadataImage(self.pe.metadata)
 
     @classmethod
-    def from_file(cls, path: str) -> "Assembly":
+    def from_file(cls, path: str) -> Assembly:
         with open(path, "rb") as f:
             return cls(f.read(), path)
 

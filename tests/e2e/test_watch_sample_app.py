@@ -27,7 +27,7 @@ class WatchProcess:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project.parent,
         )
         self.lines: list[str] = []
-        self.queue: "queue.Queue[str]" = queue.Queue()
+        self.queue: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self) -> None:
