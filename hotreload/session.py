@@ -76,7 +76,7 @@ class Session:
         self._worker: SerialWorker | None = None
 
     # ---- start and stop ---------------------------------------------------------------------------
-    def start(self) -> Session:
+    def start(self) -> Self:
         sdk = check_sdk()
         self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})")
         result = self.builder.build()
