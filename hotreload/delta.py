@@ -312,7 +312,9 @@ class DeltaBuilder:
             points = [SequencePoint(p.il_offset, map_doc(p.document), p.start_line, p.start_column, p.end_line,
                                     p.end_column) for p in info.points]
             doc_col, blob = encode_sequence_points(MethodDebugInfo(info.local_signature, points))
-            mdi_rows.append((doc_col, blobs.add(blob) if points or info.local_signature else 0))
+            # no sequence points: a nil blob (a blob holding only the local signature has no initial document,
+            # and readers such as SRM reject it)
+            mdi_rows.append((doc_col, blobs.add(blob) if points else 0))
             mdi_rids.append(rid)
         tables: dict[T, list[tuple[int, ...]]] = {}
         if doc_rows:

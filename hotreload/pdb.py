@@ -70,6 +70,8 @@ class Pdb:
 def decode_sequence_points(blob: bytes, document: int) -> MethodDebugInfo:
     local_sig, pos = read_compressed(blob, 0)
     if not document:
+        if pos >= len(blob):  # no sequence points, hence no initial document
+            return MethodDebugInfo(local_sig, [])
         document, pos = read_compressed(blob, pos)
     points: list[SequencePoint] = []
     il = 0

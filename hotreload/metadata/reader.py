@@ -45,7 +45,9 @@ class MetadataImage:
         for _ in range(nstreams):
             off, size = struct.unpack_from("<II", d, pos)
             pos += 8
-            end = d.index(b"\0", pos)
+            end = d.find(b"\0", pos)
+            if end < 0:
+                raise BadImageError("unterminated stream name in the metadata root")
             name = d[pos:end].decode("ascii", "replace")
             pos = (end + 4) & ~3
             if off + size > len(d):
@@ -76,8 +78,15 @@ class MetadataImage:
         return self._stream("#US")
 
     def heap_size(self, name: str) -> int:
-        """Size of a heap as its stream header states it (what the runtime appends deltas after)."""
-        return self.streams.get(name, (0, 0))[1]
+        """Size of a heap as the runtime sees it: what an EnC delta's heap offsets continue from.
+
+        The stream header's size, except for #Strings: the runtime's string pool (and SRM) drop the alignment
+        padding and keep a single terminating NUL, so delta strings start right after the last string.
+        """
+        size = self.streams.get(name, (0, 0))[1]
+        if name == "#Strings" and size:
+            return min(size, len(self.strings_heap.rstrip(b"\0")) + 1)
+        return size
 
     # ---- tables -------------------------------------------------------------------------------
     def _parse_tables(self, external_row_counts: list[int] | None) -> None:

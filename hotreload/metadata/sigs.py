@@ -26,6 +26,8 @@ def read_compressed(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def compressed(value: int) -> bytes:
+    if value < 0:
+        raise ValueError(f"{value} is negative: not a compressed integer")
     if value < 0x80:
         return bytes([value])
     if value < 0x4000:
