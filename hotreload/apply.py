@@ -45,6 +45,7 @@ class Updater:
         self.applier = UpdateApplier()
         self.lock = threading.Lock()
         self.failed: str | None = None
+        self.handler_errors: list[str] = []
 
     def apply(self, delta: Delta) -> float:
         """Apply one delta; returns seconds spent in ApplyUpdate and the update handlers."""
@@ -61,7 +62,7 @@ class Updater:
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
                                   "the app may now be inconsistent: restart it") from None
             self.baseline.commit(delta)
-            self._run_handlers(delta)
+            self.handler_errors = self._run_handlers(delta)
             return time.perf_counter() - start
 
     def _updated_types(self, delta: Delta) -> Any:
@@ -100,14 +101,13 @@ class Updater:
                         method.Invoke(None, args)
                 except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                     errors.append(f"{handler.FullName}.{name} threw: {str(exc).splitlines()[0]}")
-        self.handler_errors = errors
         return errors
 
     def verify(self, delta: Delta, build: Build, invoke_timeout: float = 2.0) -> Verification:
         """Read back, JIT and (where safe) run every updated method."""
         from System.Runtime.CompilerServices import RuntimeHelpers  # type: ignore[import-not-found]
 
-        result = Verification(problems=list(getattr(self, "handler_errors", [])))
+        result = Verification(problems=list(self.handler_errors))
         for change in delta.methods:
             tok = delta.method_tokens[change.key]
             method = self.app.method(tok)

@@ -11,6 +11,7 @@ from pathlib import Path
 from .build import ProjectError
 from .metadata.errors import BadImageError
 from .report import Reporter
+from .runtime import HostError
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -19,7 +20,7 @@ def _watch(args: argparse.Namespace) -> int:
     reporter = Reporter()
     try:
         session = Session(args.project, app_args=args.app_args, reporter=reporter).start()
-    except ProjectError as exc:
+    except (ProjectError, HostError) as exc:
         reporter.error(str(exc))
         return 2
     stop = threading.Event()

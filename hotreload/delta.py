@@ -14,8 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from .diff import Build, ChangedMethod, Refusal
-from .metadata.il import STRING, encode_body, map_tokens
-from .metadata.reader import Assembly
+from .metadata.il import encode_body, map_tokens
 from .metadata.schema import (
     TABLE_COUNT,
     Coded,
@@ -70,7 +69,6 @@ class Baseline:
     def __init__(self, build: Build, pdb: Pdb | None) -> None:
         md = build.asm.md
         self.build0 = build
-        self.pdb0 = pdb
         self.generation = 0
         self.enc_id = b"\0" * 16
         self.strings_size = md.heap_size("#Strings")
@@ -217,8 +215,7 @@ class DeltaBuilder:
             body = self.new.body(change.new_rid)
             if body is None:
                 raise UnsupportedEdit(Refusal("method has no IL body", change.name))
-            body.code = map_tokens(body.code, lambda kind, tok: self.map_token(tok) if kind != STRING or tok
-                                   else tok)
+            body.code = map_tokens(body.code, lambda _kind, tok: self.map_token(tok))
             body.local_sig = self.map_token(body.local_sig) if body.local_sig else 0
             for c in body.clauses:
                 if c.flags == 0 and c.class_token_or_filter:
@@ -339,7 +336,7 @@ def build_delta(base: Baseline, new: Build, new_pdb: Pdb | None, changed: list[C
 
 def load_build(dll_path: str) -> tuple[Build, Pdb | None]:
     """Read a build's assembly and, when present beside it, its portable PDB."""
-    build = Build(Assembly.from_file(dll_path))
+    build = Build.from_file(dll_path)
     pdb_path = os.path.splitext(dll_path)[0] + ".pdb"
     pdb = Pdb.from_file(pdb_path) if os.path.exists(pdb_path) else None
     return build, pdb

@@ -8,12 +8,13 @@ cannot express yet become `Refusal`s that name the member and the kind of change
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
 from .metadata.reader import Assembly
-from .metadata.schema import HasCustomAttribute, T
+from .metadata.schema import HasCustomAttribute, T, TypeOrMethodDef
 from .names import Names, display_name
 
 
@@ -102,12 +103,22 @@ class Build:
                                          body.init_locals)
         return self._normalized[rid]
 
+    @cached_property
+    def _interfaces(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for cls, iface in self.asm.md.rows(T.InterfaceImpl):
+            out.setdefault(cls, []).append(self.names.extends_key(iface))
+        return out
+
+    @cached_property
+    def _type_generic_counts(self) -> Counter[int]:
+        owners = (TypeOrMethodDef.decode(row[2]) for row in self.asm.md.rows(T.GenericParam))
+        return Counter(rid for table, rid in owners if table == T.TypeDef)
+
     def type_shape(self, rid: int) -> tuple[object, ...]:
-        md = self.asm.md
-        flags, _name, _ns, extends, *_ = md.row(T.TypeDef, rid)
-        interfaces = sorted(self.names.extends_key(iface) for cls, iface in md.rows(T.InterfaceImpl) if cls == rid)
-        generics = sum(1 for row in md.rows(T.GenericParam) if row[2] == (rid << 1))
-        return flags, self.names.extends_key(extends), tuple(interfaces), generics
+        flags, _name, _ns, extends, *_ = self.asm.md.row(T.TypeDef, rid)
+        interfaces = tuple(sorted(self._interfaces.get(rid, [])))
+        return flags, self.names.extends_key(extends), interfaces, self._type_generic_counts[rid]
 
     def field_flags(self, rid: int) -> int:
         return self.asm.md.row(T.Field, rid)[0]

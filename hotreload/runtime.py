@@ -20,8 +20,8 @@ _lock = threading.Lock()
 _info: RuntimeInfo | None = None
 
 
-class RuntimeError_(RuntimeError):
-    """The .NET runtime could not be started or cannot hot reload."""
+class HostError(RuntimeError):
+    """The .NET runtime could not be started: the message says what to install."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def dotnet_root() -> str:
         return env
     exe = shutil.which("dotnet")
     if not exe:
-        raise RuntimeError_("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
+        raise HostError("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
     return os.path.dirname(os.path.realpath(exe))
 
 
@@ -50,7 +50,7 @@ def _framework_version(root: str) -> str:
     versions = [line.split()[1] for line in out.splitlines() if line.startswith("Microsoft.NETCore.App ")]
     tens = [v for v in versions if v.split(".")[0].isdigit() and int(v.split(".")[0]) >= 10]
     if not tens:
-        raise RuntimeError_(f"no .NET 10 runtime found under {root} (found: {', '.join(versions) or 'none'}); "
+        raise HostError(f"no .NET 10 runtime found under {root} (found: {', '.join(versions) or 'none'}); "
                             "install the .NET 10 SDK")
     return max(tens, key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split("-")[0].split(".")))
 

@@ -35,21 +35,20 @@ class Outcome:
     message: str = ""
 
 
-def _has_member(build: Build, refusal: Refusal) -> bool:
-    return any(display_name(k) == refusal.member for k in build.methods)
-
-
-def locate(refusal: Refusal, build: Build, pdb: Pdb | None) -> Refusal:
-    """Add the source file and line of the refused member, from the build's PDB, when it can be found."""
-    if pdb is None:
-        return refusal
-    rids = [rid for key, rid in build.methods.items()
-            if display_name(key) == refusal.member or display_name(key).startswith(refusal.member + ".")]
-    for rid in rids:
-        points = [p for p in pdb.method_info(rid).points if not p.hidden]
-        if points:
-            doc = Path(pdb.document_name(points[0].document)).name
-            return replace(refusal, location=f"{doc}:{points[0].start_line}")
+def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
+    """Add the file and line of the refused member (or of a method of the refused type) from the first build
+    whose PDB knows it: the new build for added or changed members, the previous one for removed ones."""
+    for build, pdb in builds:
+        if pdb is None:
+            continue
+        for key, rid in build.methods.items():
+            name = display_name(key)
+            if name != refusal.member and not name.startswith(refusal.member + "."):
+                continue
+            points = [p for p in pdb.method_info(rid).points if not p.hidden]
+            if points:
+                doc = Path(pdb.document_name(points[0].document)).name
+                return replace(refusal, location=f"{doc}:{points[0].start_line}")
     return refusal
 
 
@@ -96,7 +95,7 @@ class Session:
                          f"built in {_ms(result.seconds)}")
         self.app = HostedApp(str(dll))
         self.updater = Updater(self.app, Baseline(build, pdb))
-        self.previous = build
+        self.previous, self.previous_pdb = build, pdb
         if self.watch:
             worker = SerialWorker(self._reload_quietly)
             watcher = SourceWatcher(self.project.parent, lambda paths: worker.request(),
@@ -174,25 +173,24 @@ class Session:
         diff = diff_builds(self.previous, new_build)
         timings["diff"] = time.perf_counter() - t
         if diff.refusals:
-            located = [locate(r, b, p) for r in diff.refusals
-                       for b, p in [(new_build, new_pdb) if _has_member(new_build, r) else (self.previous, None)]]
-            return self._refuse(located, timings)
+            return self._refuse([locate(r, [(new_build, new_pdb), (self.previous, self.previous_pdb)])
+                                 for r in diff.refusals], timings)
         if not diff.changed:
-            self.previous = new_build
+            self.previous, self.previous_pdb = new_build, new_pdb
             self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply")
             return self._record(Outcome("no-change", timings=timings))
         t = time.perf_counter()
         try:
             delta = build_delta(self.updater.baseline, new_build, new_pdb, diff.changed)
         except UnsupportedEdit as exc:
-            return self._refuse([locate(exc.refusal, new_build, new_pdb)], timings)
+            return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
         try:
             timings["apply"] = self.updater.apply(delta)
         except ApplyFailed as exc:
             self.report.error(str(exc))
             return self._record(Outcome("failed", message=str(exc), timings=timings))
-        self.previous = new_build
+        self.previous, self.previous_pdb = new_build, new_pdb
         t = time.perf_counter()
         verification = self.updater.verify(delta, new_build)
         timings["verify"] = time.perf_counter() - t
