@@ -15,6 +15,21 @@ class AppExit:
     error: str | None  # the exception, when the entry point threw
 
 
+def to_net(value: Any) -> Any:
+    """A Python scalar as the .NET value reflection expects (pythonnet leaves ints as Python objects)."""
+    import System  # type: ignore[import-not-found]
+
+    if isinstance(value, bool):
+        return System.Boolean(value)
+    if isinstance(value, int):
+        return System.Int32(value) if -2**31 <= value < 2**31 else System.Int64(value)
+    if isinstance(value, float):
+        return System.Double(value)
+    if isinstance(value, str):
+        return System.String(value)
+    return value
+
+
 class HostedApp:
     """An assembly loaded into its own non-collectible AssemblyLoadContext.
 
@@ -103,11 +118,12 @@ class HostedApp:
         raise LookupError(f"no method {qualified} in {os.path.basename(self.path)}")
 
     def call(self, qualified: str, *args: Any) -> Any:
+        """Invoke a static method; Python ints, floats, bools and strs become Int32/Int64, Double, Boolean, String."""
         from System import Array, Object  # type: ignore[import-not-found]
 
         method = self.find_method(qualified)
         try:
-            return method.Invoke(None, Array[Object](list(args)) if args else None)
+            return method.Invoke(None, Array[Object]([to_net(a) for a in args]) if args else None)
         except Exception as exc:
             inner = getattr(exc, "InnerException", None)
             if inner is not None:

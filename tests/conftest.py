@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -66,3 +67,20 @@ def build_farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildFarm]:
     farm.prefetch()  # all variants, in the background: the builds dominate the suite's time
     yield farm
     farm.close()
+
+
+@pytest.fixture
+def fsharp_project(tmp_path: Path, dotnet_runtime: RuntimeInfo) -> Iterator[Any]:
+    """Factory: `fsharp_project({"Lib.fs": source})` builds and loads a live F# project (see live_project)."""
+    from live_project import LiveProject
+
+    made: list[LiveProject] = []
+
+    def make(files: dict[str, str], name: str = "Live", output: str = "Library") -> LiveProject:
+        project = LiveProject(tmp_path / f"p{len(made)}", files, name=name, output=output)
+        made.append(project)
+        return project
+
+    yield make
+    for project in made:
+        project.close()
