@@ -8,6 +8,7 @@ method is JIT-compiled (bad IL only fails there), and safe parameterless functio
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 from .app import HostedApp
 from .delta import Baseline, Delta
 from .diff import Build
+from .lines import LineInfo
 from .runtime import UpdateApplier
 
 # A parameterless function is invoked to check it only if its IL calls nothing from these.
@@ -46,6 +48,8 @@ class Updater:
         self.lock = threading.Lock()
         self.failed: str | None = None
         self.handler_errors: list[str] = []
+        # hook (hotreload.lines): exceptions in updated code show the new file and line in their stack trace
+        self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation)
 
     def apply(self, delta: Delta) -> float:
         """Apply one delta; returns seconds spent in ApplyUpdate and the update handlers."""
@@ -62,7 +66,8 @@ class Updater:
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
                                   "the app may now be inconsistent: restart it") from None
             self.baseline.commit(delta)
-            self.handler_errors = self._run_handlers(delta)
+            lines_problem = self.lines.applied(delta.pdb)  # hook (hotreload.lines); never raises
+            self.handler_errors = self._run_handlers(delta) + ([lines_problem] if lines_problem else [])
             return time.perf_counter() - start
 
     def _updated_types(self, delta: Delta) -> Any:

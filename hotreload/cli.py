@@ -50,13 +50,13 @@ def _delta(args: argparse.Namespace) -> int:
         for r in diff.refusals:
             print(f"hotreload delta: {r}", file=sys.stderr)
         return 1
-    delta = build_delta(Baseline(old, old_pdb), new, new_pdb, diff.changed)
+    assert diff.new is not None
+    delta = build_delta(Baseline(old, old_pdb), diff.new, new_pdb, diff)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for ext, data in (("meta", delta.metadata), ("il", delta.il), ("pdb", delta.pdb)):
         (out / f"1.{ext}").write_bytes(data)
-    print(f"wrote {out}/1.meta, 1.il, 1.pdb: {len(diff.changed)} method(s): "
-          + ", ".join(c.name for c in diff.changed))
+    print(f"wrote {out}/1.meta, 1.il, 1.pdb: " + ", ".join(delta.summary))
     return 0
 
 

@@ -13,23 +13,31 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from .diff import Build, ChangedMethod, Refusal
-from .metadata.il import encode_body, map_tokens
+from .diff import Build, ChangedMethod, Diff, Refusal
+from .metadata.il import MethodBody, encode_body, map_tokens
 from .metadata.schema import (
     TABLE_COUNT,
     Coded,
+    CustomAttributeType,
+    HasConstant,
+    HasCustomAttribute,
+    HasSemantics,
     MemberRefParent,
     MethodDefOrRef,
     ResolutionScope,
     T,
+    TypeDefOrRef,
+    TypeOrMethodDef,
     split_token,
     token,
 )
 from .metadata.sigs import compressed, encode_type_token, map_signature, map_type_signature
 from .metadata.writer import BlobHeap, StringHeap, UserStringHeap, pdb_stream, write_metadata
+from .names import display_name
 from .pdb import MethodDebugInfo, Pdb, SequencePoint, encode_sequence_points
 
 _DEF_TABLES = (T.TypeDef, T.MethodDef, T.Field)
+_ADD_METHOD, _ADD_FIELD, _ADD_PARAMETER, _ADD_PROPERTY = 1, 2, 3, 4
 _REF_TABLES = (T.AssemblyRef, T.ModuleRef, T.TypeRef, T.TypeSpec, T.MemberRef, T.MethodSpec, T.StandAloneSig)
 
 
@@ -50,8 +58,12 @@ class Delta:
     methods: list[ChangedMethod]
     method_tokens: dict[str, int]  # method key -> MethodDef token in the running module
     method_il: dict[str, bytes]  # method key -> IL code bytes we sent (to verify through reflection)
+    summary: list[str] = field(default_factory=list)  # what it carries, for status lines
     # what the baseline gains once the runtime accepts this delta
     new_refs: dict[str, int] = field(default_factory=dict)
+    new_defs: dict[str, int] = field(default_factory=dict)
+    new_method_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    new_property_maps: dict[int, int] = field(default_factory=dict)
     new_user_strings: dict[str, int] = field(default_factory=dict)
     new_documents: dict[str, int] = field(default_factory=dict)
     added_rows: list[int] = field(default_factory=lambda: [0] * TABLE_COUNT)
@@ -89,11 +101,16 @@ class Baseline:
         self.user_strings = md.user_strings()
         self.documents = pdb.documents() if pdb else {}
         self.module_row = md.row(T.Module, 1)
+        self.method_rows: dict[int, tuple[int, ...]] = {}  # rows of methods added by deltas
+        self.property_maps = {parent: i for i, (parent, _first) in enumerate(md.rows(T.PropertyMap), 1)}
 
     def commit(self, delta: Delta) -> None:
         """Advance to the generation `delta` produced; call only after the runtime accepted it."""
         self.generation = delta.generation
         self.refs.update(delta.new_refs)
+        self.defs.update(delta.new_defs)
+        self.method_rows.update(delta.new_method_rows)
+        self.property_maps.update(delta.new_property_maps)
         self.user_strings.update(delta.new_user_strings)
         self.documents.update(delta.new_documents)
         for i in range(TABLE_COUNT):
@@ -120,7 +137,11 @@ class DeltaBuilder:
         self.rows: dict[T, list[tuple[int, ...]]] = {}
         self.rids: dict[T, list[int]] = {}
         self.new_refs: dict[str, int] = {}
+        self.new_defs: dict[str, int] = {}
+        self.new_method_rows: dict[int, tuple[int, ...]] = {}
+        self.new_property_maps: dict[int, int] = {}
         self.new_user_strings: dict[str, int] = {}
+        self._reserved: dict[T, int] = {}
         self.context = ""
 
     # ---- token mapping -------------------------------------------------------------------------
@@ -141,7 +162,7 @@ class DeltaBuilder:
         t = T(table)
         key = self.new.names.key(t, row)
         if t in _DEF_TABLES:
-            found = self.base.defs.get(key)
+            found = self.base.defs.get(key) or self.new_defs.get(key)
             if found is None:
                 raise UnsupportedEdit(Refusal("reference to a new member", self.context,
                                               f"uses {key[2:].split('|')[0]}, which the running app does not have"))
@@ -200,40 +221,255 @@ class DeltaBuilder:
         return self._add_row(t, new_row)
 
     # ---- the delta ---------------------------------------------------------------------------------
-    def build(self, changed: list[ChangedMethod]) -> Delta:
-        base = self.base
+    def build(self, diff: Diff | list[ChangedMethod]) -> Delta:
+        """One generation: updated, added and deleted definitions of `diff` (or just changed bodies)."""
+        if isinstance(diff, list):
+            diff = Diff(new=self.new, changed=diff)
+        base, names = self.base, self.new.names
         generation = base.generation + 1
-        il = bytearray(b"\0\0\0\0")
-        method_tokens: dict[str, int] = {}
-        method_il: dict[str, bytes] = {}
-        debug: list[tuple[int, MethodDebugInfo]] = []
-        for change in sorted(changed, key=lambda c: base.defs.get(c.key, 0)):
-            self.context = change.name
-            running = base.defs.get(change.key)
-            if running is None:
-                raise UnsupportedEdit(Refusal("method not in the running app", change.name))
-            body = self.new.body(change.new_rid)
-            if body is None:
-                raise UnsupportedEdit(Refusal("method has no IL body", change.name))
-            body.code = map_tokens(body.code, lambda _kind, tok: self.map_token(tok))
-            body.local_sig = self.map_token(body.local_sig) if body.local_sig else 0
-            for c in body.clauses:
-                if c.flags == 0 and c.class_token_or_filter:
-                    c.class_token_or_filter = self.map_token(c.class_token_or_filter)
-            while len(il) % 4:
-                il.append(0)
-            rva = len(il)
-            il += encode_body(body)
-            rid = running & 0xFFFFFF
-            old_row = base.build0.asm.md.row(T.MethodDef, rid)
-            self._add_row(T.MethodDef, (rva,) + tuple(old_row[1:]), rid)
-            method_tokens[change.key] = running
-            method_il[change.key] = body.code
-            if self.new_pdb is not None:
-                info = self.new_pdb.method_info(change.new_rid)
-                info.local_signature = body.local_sig & 0xFFFFFF
-                debug.append((rid, info))
+        self.il = bytearray(b"\0\0\0\0")
+        self.method_tokens: dict[str, int] = {}
+        self.method_il: dict[str, bytes] = {}
+        self.debug: list[tuple[int, MethodDebugInfo]] = []
+        self.enc_adds: dict[T, list[tuple[int, int]]] = {}  # table -> [(parent token, op)] paired with its rows
 
+        # Rows for every added definition first: bodies and signatures may refer to any of them.
+        for rid in diff.added_types:
+            self.new_defs[names.key(T.TypeDef, rid)] = token(T.TypeDef, self._next(T.TypeDef))
+        for rid in diff.added_fields:
+            self.new_defs[names.key(T.Field, rid)] = token(T.Field, self._next(T.Field))
+        for rid in diff.added_methods:
+            self.new_defs[names.key(T.MethodDef, rid)] = token(T.MethodDef, self._next(T.MethodDef))
+
+        for rid in diff.added_types:
+            self._add_type(rid)
+        for rid in diff.added_fields:
+            self._add_field(rid)
+        for rid in diff.added_methods:
+            self._add_method(rid)
+        for change in sorted(diff.changed, key=lambda c: base.defs.get(c.key, 0)):
+            self._update_method(change.key, change.new_rid)
+        for key in diff.deleted:
+            self._delete_method(key)
+        for rid in diff.added_properties:
+            self._add_property(rid)
+
+        metadata, enc_id, guids = self._metadata(generation)
+        added = [0] * TABLE_COUNT
+        for t in self.rows:
+            added[t] = sum(1 for r in self.rids[t] if r > base.row_counts[t])
+        pdb_bytes, new_docs, pdb_added = self._pdb_delta(self.debug, added, generation)
+        return Delta(
+            generation=generation, metadata=metadata, il=bytes(self.il), pdb=pdb_bytes, methods=list(diff.changed),
+            method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(),
+            new_refs=self.new_refs, new_defs=self.new_defs, new_method_rows=self.new_method_rows,
+            new_property_maps=self.new_property_maps,
+            new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
+            added_pdb_rows=pdb_added, strings_added=len(self.strings.data),
+            blobs_added=len(self.blobs.data) + (-len(self.blobs.data) % 4),
+            user_strings_added=len(self.user_strings.data) + (-len(self.user_strings.data) % 4),
+            guid_size=len(guids), enc_id=enc_id,
+        )
+
+    def _next(self, table: T) -> int:
+        """Reserves the next row id of a definition table (TypeDef, Field, MethodDef) for an added definition."""
+        self._reserved[table] = self._reserved.get(table, 0) + 1
+        return self.base.row_counts[table] + self._reserved[table]
+
+    def _def_rid(self, table: T, rid: int) -> int:
+        return self.map_token(token(table, rid)) & 0xFFFFFF
+
+    def _log_add(self, table: T, parent: int, op: int) -> None:
+        self.enc_adds.setdefault(table, []).append((parent, op))
+
+    def _body(self, key: str, rid: int, running_rid: int) -> int:
+        """Maps and appends the body of the new build's method `rid`; returns its offset in the IL delta."""
+        body = self.new.body(rid)
+        if body is None:
+            return 0
+        self.context = display_name(key)
+        body.code = map_tokens(body.code, lambda _kind, tok: self.map_token(tok))
+        body.local_sig = self.map_token(body.local_sig) if body.local_sig else 0
+        for c in body.clauses:
+            if c.flags == 0 and c.class_token_or_filter:
+                c.class_token_or_filter = self.map_token(c.class_token_or_filter)
+        while len(self.il) % 4:
+            self.il.append(0)
+        rva = len(self.il)
+        self.il += encode_body(body)
+        self.method_tokens[key] = token(T.MethodDef, running_rid)
+        self.method_il[key] = body.code
+        if self.new_pdb is not None:
+            info = self.new_pdb.method_info(rid)
+            info.local_signature = body.local_sig & 0xFFFFFF
+            self.debug.append((running_rid, info))
+        return rva
+
+    def _attributes(self, table: T, rid: int, running: int) -> None:
+        """Copies the custom attributes of a new build's entity onto its running row `running`."""
+        parent = HasCustomAttribute.encode(table, rid)
+        for p, ctor, value in self.md.rows(T.CustomAttribute):
+            if p == parent:
+                self._add_row(T.CustomAttribute, (HasCustomAttribute.encode(table, running),
+                                                  self._coded(CustomAttributeType, ctor),
+                                                  self.blobs.add(self.md.blob(value))))
+
+    def _constant(self, table: T, rid: int, running: int) -> None:
+        parent = HasConstant.encode(table, rid)
+        for kind, p, value in self.md.rows(T.Constant):
+            if p == parent:
+                self._add_row(T.Constant, (kind, HasConstant.encode(table, running), self.blobs.add(self.md.blob(value))))
+
+    def _generic_params(self, table: T, rid: int, running: int) -> None:
+        owner = TypeOrMethodDef.encode(table, rid)
+        constraints = self.md.rows(T.GenericParamConstraint)
+        for i, (number, flags, o, name) in enumerate(self.md.rows(T.GenericParam), 1):
+            if o != owner:
+                continue
+            gp = self._add_row(T.GenericParam, (number, flags, TypeOrMethodDef.encode(table, running),
+                                                self.strings.add(self.md.string(name))))
+            for c_owner, constraint in constraints:
+                if c_owner == i:
+                    self._add_row(T.GenericParamConstraint, (gp, self._coded(TypeDefOrRef, constraint)))
+
+    def _add_type(self, rid: int) -> None:
+        md, names = self.md, self.new.names
+        flags, _name, ns, extends, *_ = md.row(T.TypeDef, rid)
+        running = self._def_rid(T.TypeDef, rid)
+        self.context = names.typedef_name(rid)
+        self._add_row(T.TypeDef, (flags, self.strings.add(names.own_name(T.TypeDef, rid)),
+                                  self.strings.add(md.string(ns)), self._coded(TypeDefOrRef, extends), 0, 0), running)
+        enclosing = names.enclosing.get(rid)
+        if enclosing:
+            self._add_row(T.NestedClass, (running, self._def_rid(T.TypeDef, enclosing)))
+        for cls, iface in md.rows(T.InterfaceImpl):
+            if cls == rid:
+                self._add_row(T.InterfaceImpl, (running, self._coded(TypeDefOrRef, iface)))
+        for cls, body, decl in md.rows(T.MethodImpl):
+            if cls == rid:
+                self._add_row(T.MethodImpl, (running, self._coded(MethodDefOrRef, body),
+                                             self._coded(MethodDefOrRef, decl)))
+        for packing, size, parent in md.rows(T.ClassLayout):
+            if parent == rid:
+                self._add_row(T.ClassLayout, (packing, size, running))
+        self._generic_params(T.TypeDef, rid, running)
+        self._attributes(T.TypeDef, rid, running)
+
+    def _owner_token(self, table: T, rid: int) -> int:
+        owner = (self.new.names.field_owner if table == T.Field else self.new.names.method_owner)[rid]
+        return self.map_token(token(T.TypeDef, owner))
+
+    def _add_field(self, rid: int) -> None:
+        md, names = self.md, self.new.names
+        flags, _name, sig = md.row(T.Field, rid)
+        running = self._def_rid(T.Field, rid)
+        self.context = display_name(names.key(T.Field, rid))
+        self._log_add(T.Field, self._owner_token(T.Field, rid), _ADD_FIELD)
+        self._add_row(T.Field, (flags, self.strings.add(names.own_name(T.Field, rid)), self._sig(sig)), running)
+        for offset, f in md.rows(T.FieldLayout):
+            if f == rid:
+                self._add_row(T.FieldLayout, (offset, running))
+        if any(f == rid for _rva, f in md.rows(T.FieldRva)):
+            raise UnsupportedEdit(Refusal("added field with initial data (RVA)", self.context,
+                                          "array or constant data blobs are not supported yet"))
+        self._constant(T.Field, rid, running)
+        self._attributes(T.Field, rid, running)
+
+    def _add_method(self, rid: int) -> None:
+        md, names = self.md, self.new.names
+        key = names.key(T.MethodDef, rid)
+        _rva, impl, flags, _name, sig, _params = md.row(T.MethodDef, rid)
+        running = self._def_rid(T.MethodDef, rid)
+        self._log_add(T.MethodDef, self._owner_token(T.MethodDef, rid), _ADD_METHOD)
+        rva = self._body(key, rid, running)
+        row = (rva, impl, flags, self.strings.add(names.own_name(T.MethodDef, rid)), self._sig(sig), 0)
+        self._add_row(T.MethodDef, row, running)
+        self.new_method_rows[running] = row
+        for p in self.new.params_of(rid):
+            pflags, seq, pname = md.row(T.Param, p)
+            self._log_add(T.Param, token(T.MethodDef, running), _ADD_PARAMETER)
+            prow = self._add_row(T.Param, (pflags, seq, self.strings.add(md.string(pname))))
+            self._constant(T.Param, p, prow)
+            self._attributes(T.Param, p, prow)
+        self._generic_params(T.MethodDef, rid, running)
+        self._attributes(T.MethodDef, rid, running)
+
+    def _running_method_row(self, rid: int) -> tuple[int, ...]:
+        known = self.base.method_rows.get(rid)
+        return known if known is not None else tuple(self.base.build0.asm.md.row(T.MethodDef, rid))
+
+    def _update_method(self, key: str, new_rid: int) -> None:
+        running = self.base.defs.get(key)
+        if running is None:
+            raise UnsupportedEdit(Refusal("method not in the running app", display_name(key)))
+        rid = running & 0xFFFFFF
+        rva = self._body(key, new_rid, rid)
+        if not rva:
+            raise UnsupportedEdit(Refusal("method has no IL body", display_name(key)))
+        self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
+
+    def _delete_method(self, key: str) -> None:
+        """The running method keeps its row but now throws, and is marked [MetadataUpdateDeleted]."""
+        running = self.base.defs.get(key)
+        if running is None:
+            return
+        rid = running & 0xFFFFFF
+        name = display_name(key)
+        runtime = self._system_runtime()
+        message = f"{name} was deleted by hot reload (the source no longer defines it); restart to drop it."
+        exc_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, runtime),
+                                             self.strings.add("MissingMethodException"), self.strings.add("System")))
+        exc_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, exc_type), self.strings.add(".ctor"),
+                                               self.blobs.add(b"\x20\x01\x01\x0e")))
+        code = (b"\x72" + struct.pack("<I", 0x70000000 | self._user_string(message))
+                + b"\x73" + struct.pack("<I", token(T.MemberRef, exc_ctor)) + b"\x7a")
+        while len(self.il) % 4:
+            self.il.append(0)
+        rva = len(self.il)
+        self.il += encode_body(MethodBody(max_stack=8, init_locals=False, local_sig=0, code=code))
+        self.method_tokens[key] = running
+        self.method_il[key] = code
+        self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
+        attr_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, runtime),
+                                              self.strings.add("MetadataUpdateDeletedAttribute"),
+                                              self.strings.add("System.Runtime.CompilerServices")))
+        attr_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, attr_type),
+                                                self.strings.add(".ctor"), self.blobs.add(b"\x20\x00\x01")))
+        self._add_row(T.CustomAttribute, (HasCustomAttribute.encode(T.MethodDef, rid),
+                                          CustomAttributeType.encode(T.MemberRef, attr_ctor),
+                                          self.blobs.add(b"\x01\x00\x00\x00")))
+
+    def _system_runtime(self) -> int:
+        md = self.base.build0.asm.md
+        for i, row in enumerate(md.rows(T.AssemblyRef), 1):
+            if md.string(row[6]) in ("System.Runtime", "netstandard"):
+                return i
+        raise UnsupportedEdit(Refusal("deleted method", self.context, "the app does not reference System.Runtime"))
+
+    def _add_property(self, rid: int) -> None:
+        md, new = self.md, self.new
+        flags, name, sig = md.row(T.Property, rid)
+        owner = 0
+        for parent, first in md.rows(T.PropertyMap):
+            if first <= rid:
+                owner = parent
+        owner_running = self._def_rid(T.TypeDef, owner)
+        prop = self.base.row_counts[T.Property] + len(self.rows.get(T.Property, [])) + 1
+        map_rid = self.base.property_maps.get(owner_running) or self.new_property_maps.get(owner_running)
+        if map_rid is None:
+            map_rid = self._add_row(T.PropertyMap, (owner_running, prop))
+            self.new_property_maps[owner_running] = map_rid
+        self._log_add(T.Property, token(T.PropertyMap, map_rid), _ADD_PROPERTY)
+        self._add_row(T.Property, (flags, self.strings.add(md.string(name)), self._sig(sig)), prop)
+        for sem, method in new.semantics.get(rid, []):
+            self._add_row(T.MethodSemantics, (sem, self._def_rid(T.MethodDef, method),
+                                              HasSemantics.encode(T.Property, prop)))
+        self._constant(T.Property, rid, prop)
+        self._attributes(T.Property, rid, prop)
+
+    def _metadata(self, generation: int) -> tuple[bytes, bytes, bytes]:
+        """The metadata delta: Module row, every added/updated row, EncLog and EncMap."""
+        base = self.base
         # Module row: the runtime reads Name/Mvid/EncBaseId from the delta's own heaps, so they are
         # written again. #GUID is padded to its previous size; new GUIDs follow.
         enc_id = uuid.uuid4().bytes_le
@@ -247,33 +483,50 @@ class DeltaBuilder:
         tables: dict[T, list[tuple[int, ...]]] = {
             T.Module: [(generation, self.strings.add(base_md.string(mod[1])), mvid_index, enc_id_index,
                         enc_base_index)]}
-        enc_log: list[tuple[int, ...]] = []
         enc_map: list[int] = []
         for t in sorted(self.rows):
             order = sorted(range(len(self.rows[t])), key=lambda i: self.rids[t][i])
             tables[t] = [self.rows[t][i] for i in order]
-            rids = [self.rids[t][i] for i in order]
-            enc_map += [token(t, r) for r in rids]
-        for t in (*_REF_TABLES, T.MethodDef):
-            enc_log += [(token(t, r), 0) for r in sorted(self.rids.get(t, []))]
-        tables[T.EncLog] = enc_log
+            enc_map += [token(t, self.rids[t][i]) for i in order]
+        tables[T.EncLog] = self._enc_log()
         tables[T.EncMap] = [(tok,) for tok in sorted(enc_map)]
         metadata = write_metadata(tables, bytes(self.strings.data), bytes(self.user_strings.data), guids,
                                   bytes(self.blobs.data))
+        return metadata, enc_id, guids
 
-        added = [0] * TABLE_COUNT
-        for t in self.rows:
-            added[t] = sum(1 for r in self.rids[t] if r > base.row_counts[t])
-        pdb_bytes, new_docs, pdb_added = self._pdb_delta(debug, added, generation)
-        return Delta(
-            generation=generation, metadata=metadata, il=bytes(il), pdb=pdb_bytes, methods=list(changed),
-            method_tokens=method_tokens, method_il=method_il, new_refs=self.new_refs,
-            new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
-            added_pdb_rows=pdb_added, strings_added=len(self.strings.data),
-            blobs_added=len(self.blobs.data) + (-len(self.blobs.data) % 4),
-            user_strings_added=len(self.user_strings.data) + (-len(self.user_strings.data) % 4),
-            guid_size=len(guids), enc_id=enc_id,
-        )
+    def _enc_log(self) -> list[tuple[int, ...]]:
+        """EncLog in the order the runtime applies it: references, definitions (each added member right after
+        the Add* entry naming its parent), then the tables that point at definitions."""
+        log: list[tuple[int, ...]] = []
+
+        def plain(t: T) -> None:
+            log.extend((token(t, r), 0) for r in sorted(self.rids.get(t, [])))
+
+        def with_parents(t: T) -> None:
+            rids = self.rids.get(t, [])
+            adds = self.enc_adds.get(t, [])
+            # added rows were appended in the same order as their Add* entries
+            new_rows = [r for r in rids if r > self.base.row_counts[t]]
+            parent_of = dict(zip(new_rows, adds, strict=True))
+            for r in sorted(rids):
+                if r in parent_of:
+                    log.append(parent_of[r])
+                log.append((token(t, r), 0))
+
+        for t in _REF_TABLES:
+            plain(t)
+        plain(T.TypeDef)
+        plain(T.EventMap)
+        plain(T.PropertyMap)
+        with_parents(T.Field)
+        with_parents(T.MethodDef)
+        with_parents(T.Property)
+        with_parents(T.Param)
+        for t in (T.Constant, T.CustomAttribute, T.DeclSecurity, T.ClassLayout, T.FieldLayout, T.MethodSemantics,
+                  T.MethodImpl, T.ImplMap, T.FieldRva, T.NestedClass, T.GenericParam, T.InterfaceImpl,
+                  T.GenericParamConstraint):
+            plain(t)
+        return log
 
     def _pdb_delta(self, debug: list[tuple[int, MethodDebugInfo]], added: list[int],
                    generation: int) -> tuple[bytes, dict[str, int], list[int]]:
@@ -330,8 +583,9 @@ class DeltaBuilder:
         return data, docs, pdb_added
 
 
-def build_delta(base: Baseline, new: Build, new_pdb: Pdb | None, changed: list[ChangedMethod]) -> Delta:
-    return DeltaBuilder(base, new, new_pdb).build(changed)
+def build_delta(base: Baseline, new: Build, new_pdb: Pdb | None, diff: Diff | list[ChangedMethod]) -> Delta:
+    """The next generation's delta; `new` must be the build the diff was made against (`Diff.new`)."""
+    return DeltaBuilder(base, new, new_pdb).build(diff)
 
 
 def load_build(dll_path: str) -> tuple[Build, Pdb | None]:

@@ -1,37 +1,24 @@
 """Compares two builds of one assembly by identity and finds what changed.
 
-Method bodies are compared token-normalized: each token is replaced by the identity of what it names,
-so a body whose bytes differ only because rows shifted counts as unchanged. Changes the delta writer
-cannot express yet become `Refusal`s that name the member and the kind of change.
+Compiler-generated entities that only moved are first given their running names (match.py). Method
+bodies are compared token-normalized: each token is replaced by the identity of what it names, so a body
+whose bytes differ only because rows shifted counts as unchanged. Edits the runtime cannot take (its
+capabilities, or what would leave running state inconsistent) become `Refusal`s naming member and kind.
 """
 
 from __future__ import annotations
 
-import struct
-from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import cast
 
-from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
-from .metadata.reader import Assembly
-from .metadata.schema import HasCustomAttribute, T, TypeOrMethodDef
-from .names import Names, display_name
+from .indexed import Build
+from .match import match_builds
+from .metadata.schema import T
+from .names import display_name
+from .refusal import Refusal
 
-
-@dataclass(frozen=True)
-class Refusal:
-    """An edit that cannot be applied to the running app, said so the user knows what to do."""
-
-    kind: str
-    member: str
-    detail: str = ""
-    hint: str = "restart the app to pick it up"
-    location: str = ""  # "File.fs:12" when known
-
-    def __str__(self) -> str:
-        extra = f": {self.detail}" if self.detail else ""
-        where = f"{self.location}: " if self.location else ""
-        return f"{where}{self.kind} in {self.member}{extra} ({self.hint})"
+__all__ = ["Build", "ChangedMethod", "Diff", "Refusal", "diff_builds"]
 
 
 @dataclass(frozen=True)
@@ -45,110 +32,42 @@ class ChangedMethod:
         return display_name(self.key)
 
 
+_UNION, _RECORD, _MODULE = 1, 2, 7
+_VIRTUAL = 0x40
+
+
 @dataclass
 class Diff:
+    """What one build changes relative to the previous one, as rows of `new` (the new build, running names)."""
+
+    new: Build | None = None
     changed: list[ChangedMethod] = field(default_factory=list)
+    added_types: list[int] = field(default_factory=list)  # TypeDef rows, enclosing before nested
+    added_methods: list[int] = field(default_factory=list)  # MethodDef rows (of added and of existing types)
+    added_fields: list[int] = field(default_factory=list)
+    added_properties: list[int] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)  # method keys whose running body must throw from now on
+    removed_types: list[str] = field(default_factory=list)  # left loaded and unused
     refusals: list[Refusal] = field(default_factory=list)
 
+    @property
+    def empty(self) -> bool:
+        return not (self.changed or self.added_types or self.added_methods or self.added_fields
+                    or self.added_properties or self.deleted)
 
-class Build:
-    """One compiled assembly, indexed by identity; bodies are normalized lazily and memoized."""
-
-    def __init__(self, asm: Assembly) -> None:
-        self.asm = asm
-        self.names = Names(asm)
-        self._normalized: dict[int, tuple[object, ...]] = {}
-
-    @classmethod
-    def from_file(cls, path: str) -> Build:
-        return cls(Assembly.from_file(path))
-
-    @cached_property
-    def types(self) -> dict[str, int]:
-        return {self.names.key(T.TypeDef, i): i for i in range(1, len(self.asm.md.rows(T.TypeDef)) + 1)}
-
-    @cached_property
-    def methods(self) -> dict[str, int]:
-        return {self.names.key(T.MethodDef, i): i for i in range(1, len(self.asm.md.rows(T.MethodDef)) + 1)}
-
-    @cached_property
-    def fields(self) -> dict[str, int]:
-        return {self.names.key(T.Field, i): i for i in range(1, len(self.asm.md.rows(T.Field)) + 1)}
-
-    def body(self, rid: int) -> MethodBody | None:
-        rva = self.asm.md.row(T.MethodDef, rid)[0]
-        return parse_body(self.asm.body_at(rva)) if rva else None
-
-    def normalized(self, rid: int) -> tuple[object, ...]:
-        """A body with every token replaced by the identity it names: equal iff semantically the same IL."""
-        if rid not in self._normalized:
-            body = self.body(rid)
-            if body is None:
-                self._normalized[rid] = ()
-            else:
-                code = bytearray(body.code)
-                refs: list[str] = []
-                for ins in instructions(body.code):
-                    if ins.kind in TOKEN_KINDS:
-                        tok, = struct.unpack_from("<I", body.code, ins.operand_offset)
-                        refs.append(self.names.token_key(tok))
-                        code[ins.operand_offset:ins.operand_offset + 4] = b"\0\0\0\0"
-                locals_key = self.names.token_key(body.local_sig) if body.local_sig else ""
-                clauses = tuple(
-                    (c.flags, c.try_offset, c.try_length, c.handler_offset, c.handler_length,
-                     self.names.token_key(c.class_token_or_filter) if c.flags == 0 and c.class_token_or_filter
-                     else c.class_token_or_filter)
-                    for c in body.clauses)
-                self._normalized[rid] = (bytes(code), tuple(refs), locals_key, clauses, body.max_stack,
-                                         body.init_locals)
-        return self._normalized[rid]
-
-    @cached_property
-    def _interfaces(self) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = {}
-        for cls, iface in self.asm.md.rows(T.InterfaceImpl):
-            out.setdefault(cls, []).append(self.names.extends_key(iface))
-        return out
-
-    @cached_property
-    def _type_generic_counts(self) -> Counter[int]:
-        owners = (TypeOrMethodDef.decode(row[2]) for row in self.asm.md.rows(T.GenericParam))
-        return Counter(rid for table, rid in owners if table == T.TypeDef)
-
-    def type_shape(self, rid: int) -> tuple[object, ...]:
-        flags, _name, _ns, extends, *_ = self.asm.md.row(T.TypeDef, rid)
-        interfaces = tuple(sorted(self._interfaces.get(rid, [])))
-        return flags, self.names.extends_key(extends), interfaces, self._type_generic_counts[rid]
-
-    def field_flags(self, rid: int) -> int:
-        return self.asm.md.row(T.Field, rid)[0]
-
-    def method_flags(self, rid: int) -> tuple[int, int]:
-        row = self.asm.md.row(T.MethodDef, rid)
-        return row[2], row[1]
-
-    @cached_property
-    def attributes(self) -> dict[str, list[str]]:
-        """Custom attributes by the identity of what they decorate (types, methods, fields)."""
-        out: dict[str, list[str]] = {}
-        for row in self.asm.md.rows(T.CustomAttribute):
-            table, prow = HasCustomAttribute.decode(row[0])
-            if table not in (T.TypeDef, T.MethodDef, T.Field):
-                continue
-            out.setdefault(self.names.key(table, prow), []).append(self.names.attribute_key(row))
-        return {k: sorted(v) for k, v in out.items()}
-
-    @cached_property
-    def properties(self) -> set[str]:
-        md = self.asm.md
-        maps = md.rows(T.PropertyMap)
-        count = len(md.rows(T.Property))
-        out: set[str] = set()
-        for i, (parent, first) in enumerate(maps):
-            end = maps[i + 1][1] if i + 1 < len(maps) else count + 1
-            for p in range(first, end):
-                _flags, name, sig = md.row(T.Property, p)
-                out.add(f"{self.names.typedef_name(parent)}::{md.string(name)}|{self.names.sig(sig)}")
+    def summary(self) -> list[str]:
+        """Human names of everything the delta will carry, for status lines."""
+        assert self.new is not None or self.empty
+        out = [c.name for c in self.changed]
+        if self.new is not None:
+            names = self.new.names
+            out += [f"+{names.typedef_name(r)}" for r in self.added_types if "@" not in names.own_name(T.TypeDef, r)]
+            added_types = set(self.added_types)
+            out += [f"+{display_name(names.key(T.MethodDef, m))}" for m in self.added_methods
+                    if names.method_owner[m] not in added_types]
+            out += [f"+{display_name(names.key(T.Field, f))}" for f in self.added_fields
+                    if names.field_owner[f] not in added_types]
+        out += [f"-{display_name(k)}" for k in self.deleted]
         return out
 
 
@@ -165,66 +84,254 @@ def _is_initializer(key: str) -> bool:
     return name.endswith("..cctor") or (name.startswith("<StartupCode$") and name.endswith(".main@"))
 
 
-def diff_builds(old: Build, new: Build) -> Diff:
-    """What changed from `old` to `new`: method bodies to update, and edits that must be refused."""
-    result = Diff()
-    refuse = result.refusals.append
+def _owner_name(key: str) -> str:
+    return key[2:].split("::", 1)[0]
 
-    old_types, new_types = old.types, new.types
-    for key in sorted(new_types.keys() - old_types.keys()):
-        kind = "new closure or compiler-generated type" if "@" in key else "added type"
-        refuse(Refusal(kind, _type_display(key), "adding types is not supported yet"))
-    for key in sorted(old_types.keys() - new_types.keys()):
-        kind = "removed closure or compiler-generated type" if "@" in key else "removed type"
-        refuse(Refusal(kind, _type_display(key), "removing types is not supported"))
-    for key in sorted(old_types.keys() & new_types.keys()):
-        if old.type_shape(old_types[key]) != new.type_shape(new_types[key]):
-            refuse(Refusal("type shape change (attributes, base type, interfaces or generic parameters)",
-                           _type_display(key)))
 
-    old_fields, new_fields = old.fields, new.fields
-    for key in sorted(new_fields.keys() - old_fields.keys()):
-        refuse(Refusal("added field", display_name(key), "adding fields is not supported yet"))
-    for key in sorted(old_fields.keys() - new_fields.keys()):
-        refuse(Refusal("removed or retyped field", display_name(key)))
-    for key in sorted(old_fields.keys() & new_fields.keys()):
-        if old.field_flags(old_fields[key]) != new.field_flags(new_fields[key]):
-            refuse(Refusal("field attribute change", display_name(key)))
+class _Differ:
+    def __init__(self, old: Build, new: Build, capabilities: Iterable[str] | None) -> None:
+        self.old = old
+        self.new = new
+        self.caps = set(capabilities) if capabilities is not None else None
+        self.result = Diff(new=new)
 
-    old_methods, new_methods = old.methods, new.methods
-    added = new_methods.keys() - old_methods.keys()
-    removed = old_methods.keys() - new_methods.keys()
-    removed_names = {display_name(k) for k in removed}
-    added_names = {display_name(k) for k in added}
-    for name in sorted(removed_names & added_names):
-        refuse(Refusal("signature change", name, "parameter or return types changed"))
-    for key in sorted(added):
-        if display_name(key) not in removed_names:
-            refuse(Refusal("added method", display_name(key), "adding functions or members is not supported yet"))
-    for key in sorted(removed):
-        if display_name(key) not in added_names:
-            refuse(Refusal("removed method", display_name(key), "deleting functions or members is not supported"))
+    def refuse(self, kind: str, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
+        self.result.refusals.append(Refusal(kind, member, detail, hint))
 
-    for key in sorted(old_methods.keys() & new_methods.keys()):
-        orid, nrid = old_methods[key], new_methods[key]
-        if old.method_flags(orid) != new.method_flags(nrid):
-            refuse(Refusal("method attribute change", display_name(key), "accessibility, static or virtual changed"))
-            continue
-        if old.normalized(orid) != new.normalized(nrid):
+    def needs(self, capability: str, what: str, member: str) -> bool:
+        """False (and a refusal) when the running runtime lacks `capability`."""
+        if self.caps is None or capability in self.caps:
+            return True
+        self.refuse(f"{what} not supported by this runtime", member, f"it lacks the {capability} capability")
+        return False
+
+    def kind_of_old(self, type_name: str) -> int:
+        rid = self.old.types.get("T:" + type_name)
+        return self.old.fsharp_kinds.get(rid, 0) if rid else 0
+
+    def is_value_type(self, build: Build, rid: int) -> bool:
+        base = build.names.extends_key(build.asm.md.row(T.TypeDef, rid)[3])
+        return base.endswith(("]System.ValueType", "]System.Enum"))
+
+    def is_generic_type(self, build: Build, rid: int) -> bool:
+        return (int(T.TypeDef), rid) in build.generic_params
+
+    # ---- types ---------------------------------------------------------------------------------------
+    def types(self) -> None:
+        old, new, result = self.old, self.new, self.result
+        old_types, new_types = old.types, new.types
+        added = [new_types[k] for k in new_types.keys() - old_types.keys()]
+        depth = {r: self._depth(new, r) for r in added}
+        for rid in sorted(added, key=lambda r: (depth[r], r)):
+            key = new.names.key(T.TypeDef, rid)
+            enclosing = new.names.enclosing.get(rid)
+            if enclosing and "@" not in new.names.own_name(T.TypeDef, rid) \
+                    and self.kind_of_old(new.names.typedef_name(enclosing)) == _UNION:
+                self.refuse("union case change", _type_display(key).rpartition("/")[0],
+                            "a union's cases are part of its layout; values already built would not match")
+                continue
+            if not self.needs("NewTypeDefinition", "adding types", _type_display(key)):
+                continue
+            if new.asm.md.rows(T.EventMap) and any(p == rid for p, _ in new.asm.md.rows(T.EventMap)):
+                self.refuse("added type with events", _type_display(key), "events on new types are not supported yet")
+                continue
+            result.added_types.append(rid)
+            result.added_methods += list(new.methods_of(rid))
+            result.added_fields += list(new.fields_of(rid))
+        for key in sorted(old_types.keys() - new_types.keys()):
+            name = _type_display(key)
+            parent = name.rpartition("/")[0]
+            if "@" not in name.rpartition("/")[2] and parent and self.kind_of_old(parent) == _UNION:
+                self.refuse("union case change", parent,
+                            "a union's cases are part of its layout; values already built would not match")
+            else:
+                result.removed_types.append(name)
+        for key in sorted(old_types.keys() & new_types.keys()):
+            before, after = old.type_shape(old_types[key]), new.type_shape(new_types[key])
+            if before == after:
+                continue
+            name = _type_display(key)
+            if before[0] != after[0]:
+                self.refuse("type attribute change", name, "accessibility, sealed/abstract or layout flags changed")
+            if before[1] != after[1]:
+                self.refuse("base type change", name, f"{str(before[1])[2:] or 'none'} -> {str(after[1])[2:] or 'none'}")
+            if before[2] != after[2]:
+                self.refuse("interface change", name, "implemented interfaces changed")
+            if before[3] != after[3]:
+                params_before = cast(tuple[tuple[object, ...], ...], before[3])
+                params_after = cast(tuple[tuple[object, ...], ...], after[3])
+                same_params = [p[:3] for p in params_before] == [p[:3] for p in params_after]
+                self.refuse("generic constraint change" if same_params else "generic parameter change", name)
+
+    @staticmethod
+    def _depth(build: Build, rid: int) -> int:
+        d = 0
+        while rid in build.names.enclosing:
+            rid = build.names.enclosing[rid]
+            d += 1
+        return d
+
+    # ---- fields --------------------------------------------------------------------------------------
+    def fields(self) -> None:
+        old, new, result = self.old, self.new, self.result
+        old_fields, new_fields = old.fields, new.fields
+        added_types = set(result.added_types)
+        old_type_names = old.types.keys()
+        added = {k: new_fields[k] for k in new_fields.keys() - old_fields.keys()
+                 if new.names.field_owner[new_fields[k]] not in added_types}
+        removed = {k: old_fields[k] for k in old_fields.keys() - new_fields.keys()
+                   if "T:" + _owner_name(k) in old_type_names and "T:" + _owner_name(k) in new.types}
+        retyped = {display_name(k) for k in added} & {display_name(k) for k in removed}
+        for name in sorted(retyped):
+            self.refuse("field type change", name, "values already stored would not match the new type")
+        for key, rid in sorted(added.items()):
+            name = display_name(key)
+            if name in retyped:
+                continue
+            owner = new.names.field_owner[rid]
+            owner_name = _owner_name(key)
+            if self.layout_fixed(owner_name, owner):
+                self.refuse("record field, union case or struct layout change", owner_name,
+                            "values already built have the old layout")
+            elif owner_name.startswith("<StartupCode$"):
+                self.refuse("added module-level value", name.split("@")[0],
+                            "module initializers already ran, so the new value would never be set")
+            elif self.needs("GenericAddFieldToExistingType" if self.is_generic_type(new, owner) else
+                            "AddStaticFieldToExistingType" if new.field_flags(rid) & 0x10 else
+                            "AddInstanceFieldToExistingType", "adding fields", name):
+                result.added_fields.append(rid)
+        for key in sorted(removed):
+            name = display_name(key)
+            if name in retyped:
+                continue
+            owner_name = _owner_name(key)
+            if self.layout_fixed(owner_name, old.types["T:" + owner_name], build=old):
+                self.refuse("record field, union case or struct layout change", owner_name,
+                            "values already built have the old layout")
+            elif owner_name.startswith("<StartupCode$"):
+                self.refuse("removed module-level value", name.split("@")[0],
+                            "module initializers already ran; removing a value needs a fresh start")
+            else:
+                self.refuse("removed field", name, "the running objects still hold it")
+        for key in sorted(old_fields.keys() & new_fields.keys()):
+            if old.field_flags(old_fields[key]) != new.field_flags(new_fields[key]):
+                self.refuse("field attribute change", display_name(key))
+
+    def layout_fixed(self, owner_name: str, owner_rid: int, build: Build | None = None) -> bool:
+        build = build or self.new
+        return self.kind_of_old(owner_name) in (_UNION, _RECORD) or self.is_value_type(build, owner_rid)
+
+    # ---- methods -------------------------------------------------------------------------------------
+    def methods(self) -> None:
+        old, new, result = self.old, self.new, self.result
+        old_methods, new_methods = old.methods, new.methods
+        added_types = set(result.added_types)
+        added = {k: new_methods[k] for k in new_methods.keys() - old_methods.keys()
+                 if new.names.method_owner[new_methods[k]] not in added_types}
+        removed = {k: old_methods[k] for k in old_methods.keys() - new_methods.keys()
+                   if "T:" + _owner_name(k) in new.types}
+        resigned = {display_name(k) for k in added} & {display_name(k) for k in removed}
+        for name in sorted(resigned):
+            self.refuse("signature change", name, "parameter or return types changed; callers compiled against the "
+                        "old signature are still running")
+        for key, rid in sorted(added.items()):
+            name = display_name(key)
+            if name in resigned:
+                continue
+            owner = new.names.method_owner[rid]
+            flags = new.method_flags(rid)[0]
+            if name.endswith(".cctor"):
+                self.refuse("added static initializer", name, "it would not run for a type already initialized")
+            elif flags & _VIRTUAL:
+                self.refuse("added virtual, override or interface member", name,
+                            "the running type's method table cannot grow")
+            elif self.needs("GenericAddMethodToExistingType" if self.is_generic_type(new, owner)
+                            or (int(T.MethodDef), rid) in new.generic_params else "AddMethodToExistingType",
+                            "adding methods", name):
+                result.added_methods.append(rid)
+        for key, rid in sorted(removed.items()):
+            name = display_name(key)
+            if name in resigned:
+                continue
+            if old.method_flags(rid)[0] & _VIRTUAL:
+                self.refuse("removed virtual, override or interface member", name,
+                            "the running type's method table cannot shrink")
+            elif _is_initializer(key) or name.endswith(".ctor"):
+                self.refuse("removed constructor or initializer", name)
+            else:
+                result.deleted.append(key)
+        for key in sorted(old_methods.keys() & new_methods.keys()):
+            orid, nrid = old_methods[key], new_methods[key]
+            if old.method_flags(orid) != new.method_flags(nrid):
+                self.refuse("method attribute change", display_name(key), "accessibility, static or virtual changed")
+                continue
+            if old.normalized(orid) == new.normalized(nrid):
+                continue
             if _is_initializer(key):
-                refuse(Refusal("module-level value or static initializer change", display_name(key),
-                               "initializers already ran and would not run again"))
+                self.refuse("module-level value or static initializer change", display_name(key),
+                            "initializers already ran and would not run again")
+            elif ((int(T.MethodDef), nrid) in new.generic_params
+                  or self.is_generic_type(new, new.names.method_owner[nrid])) \
+                    and not self.needs("GenericUpdateMethod", "editing generic code", display_name(key)):
+                continue
             else:
                 result.changed.append(ChangedMethod(key, orid, nrid))
 
-    if old.properties != new.properties:
-        for prop in sorted(old.properties ^ new.properties):
-            refuse(Refusal("added, removed or retyped property", prop.split("|")[0].replace("::", ".")))
+    # ---- properties and attributes ---------------------------------------------------------------------
+    def properties(self) -> None:
+        old, new, result = self.old, self.new, self.result
+        added_types = set(result.added_types)
+        for key in sorted(new.properties.keys() - old.properties.keys()):
+            rid = new.properties[key]
+            owner = self._property_owner(new, rid)
+            if owner in added_types:
+                result.added_properties.append(rid)
+                continue
+            owner_name = new.names.typedef_name(owner)
+            if owner_name.startswith("<StartupCode$") or self.kind_of_old(owner_name) == _MODULE \
+                    and any(m for _s, m in new.semantics.get(rid, []) if "@" in new.names.own_name(
+                        T.MethodDef, m)):
+                continue  # a module-level value: refused with its field
+            result.added_properties.append(rid)
 
-    old_attrs, new_attrs = old.attributes, new.attributes
-    for key in sorted(old_attrs.keys() | new_attrs.keys()):
-        if key in (old_types.keys() ^ new_types.keys()) or key in (added | removed):
-            continue
-        if old_attrs.get(key, []) != new_attrs.get(key, []):
-            refuse(Refusal("custom attribute change", _member_of(key), "attribute edits are not supported yet"))
+    @staticmethod
+    def _property_owner(build: Build, prop: int) -> int:
+        maps = build.asm.md.rows(T.PropertyMap)
+        owner = 0
+        for parent, first in maps:
+            if first <= prop:
+                owner = parent
+        return owner
+
+    def attributes(self) -> None:
+        old, new = self.old, self.new
+        old_attrs, new_attrs = old.attributes, new.attributes
+        skip = set(old.types.keys() ^ new.types.keys()) | set(old.methods.keys() ^ new.methods.keys()) \
+            | set(old.fields.keys() ^ new.fields.keys())
+        for key in sorted(old_attrs.keys() | new_attrs.keys()):
+            if key in skip:
+                continue
+            if old_attrs.get(key, []) != new_attrs.get(key, []):
+                self.refuse("custom attribute change", _member_of(key), "attribute edits are not supported yet")
+
+    def run(self) -> Diff:
+        self.types()
+        self.fields()
+        self.methods()
+        self.properties()
+        self.attributes()
+        return self.result
+
+
+def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = None) -> Diff:
+    """What changed from `old` (the running code, running names) to `new` (a fresh build).
+
+    `Diff.new` is `new` seen with running names for entities that only moved; it is what the delta writer
+    reads and what the next diff compares against. `capabilities` (the runtime's) turns edits the runtime
+    cannot take into refusals; None assumes everything the delta writer supports.
+    """
+    matching = match_builds(old, new)
+    canonical = new.renamed(matching.renames)
+    result = _Differ(old, canonical, capabilities).run()
+    result.refusals = matching.refusals + result.refusals
     return result

@@ -23,10 +23,21 @@ from .metadata.sigs import map_signature, map_type_signature
 class Names:
     """Keys for every TypeDef/TypeRef/TypeSpec/member/reference of one assembly (memoized)."""
 
-    def __init__(self, asm: Assembly) -> None:
+    def __init__(self, asm: Assembly, renames: dict[tuple[int, int], str] | None = None) -> None:
         self.asm = asm
         self.md = asm.md
+        # (table, row) -> the simple name the running module knows this TypeDef/MethodDef/Field by (compiler-
+        # generated names carry source lines, so an entity that only moved has a new name in a new build)
+        self.renames = renames or {}
         self._cache: dict[tuple[int, int], str] = {}
+
+    def own_name(self, table: T, row: int) -> str:
+        """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
+        renamed = self.renames.get((int(table), row))
+        if renamed is not None:
+            return renamed
+        col = {T.TypeDef: 1, T.MethodDef: 3, T.Field: 1}[table]
+        return self.md.string(self.md.row(table, row)[col])
 
     # ---- ownership ------------------------------------------------------------------------------
     @cached_property
@@ -53,8 +64,8 @@ class Names:
 
     # ---- keys -------------------------------------------------------------------------------------
     def typedef_name(self, rid: int) -> str:
-        _flags, name, ns, *_ = self.md.row(T.TypeDef, rid)
-        own = self.md.string(name)
+        _flags, _name, ns, *_ = self.md.row(T.TypeDef, rid)
+        own = self.own_name(T.TypeDef, rid)
         if rid in self.enclosing:
             return self.typedef_name(self.enclosing[rid]) + "/" + own
         nspace = self.md.string(ns)
@@ -109,10 +120,10 @@ class Names:
         if t == T.MethodDef:
             r = md.row(T.MethodDef, row)
             owner = self.typedef_name(self.method_owner[row])
-            return f"M:{owner}::{md.string(r[3])}|{self.sig(r[4])}"
+            return f"M:{owner}::{self.own_name(T.MethodDef, row)}|{self.sig(r[4])}"
         if t == T.Field:
             r = md.row(T.Field, row)
-            return f"F:{self.typedef_name(self.field_owner[row])}::{md.string(r[1])}|{self.sig(r[2])}"
+            return f"F:{self.typedef_name(self.field_owner[row])}::{self.own_name(T.Field, row)}|{self.sig(r[2])}"
         if t == T.MemberRef:
             parent, name, sig = md.row(T.MemberRef, row)
             ptable, prow = MemberRefParent.decode(parent)

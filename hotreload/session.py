@@ -93,6 +93,7 @@ class Session:
         self.report.info(f".NET {info.version}, hot reload supported; capabilities: {' '.join(info.capabilities)}")
         self.report.info(f"{dll.name} is editable (DebuggableAttribute: Default, DisableOptimizations); "
                          f"built in {_ms(result.seconds)}")
+        self.capabilities = list(info.capabilities)
         self.app = HostedApp(str(dll))
         self.updater = Updater(self.app, Baseline(build, pdb))
         self.previous, self.previous_pdb = build, pdb
@@ -170,18 +171,20 @@ class Session:
             return self._record(Outcome("compile-error", errors=result.errors, timings=timings))
         t = time.perf_counter()
         new_build, new_pdb = load_build(str(result.dll))
-        diff = diff_builds(self.previous, new_build)
+        diff = diff_builds(self.previous, new_build, self.capabilities)
+        assert diff.new is not None
+        new_build = diff.new  # with running names for compiler-generated code that only moved
         timings["diff"] = time.perf_counter() - t
         if diff.refusals:
             return self._refuse([locate(r, [(new_build, new_pdb), (self.previous, self.previous_pdb)])
                                  for r in diff.refusals], timings)
-        if not diff.changed:
+        if diff.empty:
             self.previous, self.previous_pdb = new_build, new_pdb
             self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply")
             return self._record(Outcome("no-change", timings=timings))
         t = time.perf_counter()
         try:
-            delta = build_delta(self.updater.baseline, new_build, new_pdb, diff.changed)
+            delta = build_delta(self.updater.baseline, new_build, new_pdb, diff)
         except UnsupportedEdit as exc:
             return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
@@ -194,10 +197,10 @@ class Session:
         t = time.perf_counter()
         verification = self.updater.verify(delta, new_build)
         timings["verify"] = time.perf_counter() - t
-        names = [c.name for c in delta.methods]
+        names = delta.summary
         stages = ", ".join(f"{k} {_ms(v)}" for k, v in timings.items())
         self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})")
-        checked = f"verified: IL read back for {len(verification.il_matches)}/{len(names)}, " \
+        checked = f"verified: IL read back for {len(verification.il_matches)}/{len(delta.method_tokens)}, " \
                   f"JIT-compiled {len(verification.jitted)}"
         if verification.invoked:
             checked += "; ran " + ", ".join(f"{k} -> {v}" for k, v in verification.invoked.items())

@@ -8,6 +8,7 @@ from fsharp_testkit import BuildFarm, FsBuild
 from hotreload.delta import Baseline, DeltaBuilder, UnsupportedEdit, load_build
 from hotreload.diff import Build, Refusal, diff_builds
 from hotreload.metadata.schema import T
+from hotreload.names import display_name
 
 pytestmark = pytest.mark.runtime
 
@@ -70,11 +71,13 @@ def _refusals(old: FsBuild, new: FsBuild) -> list[Refusal]:
     return diff_builds(_load(old), _load(new)).refusals
 
 
-def test_added_function_is_refused_by_name(builds: dict[str, FsBuild]) -> None:
-    refusals = _refusals(builds["gen0"], builds["refused"])
-    added = [r for r in refusals if r.kind == "added method"]
-    assert [r.member for r in added] == ["Hot.Lib.extra"]
-    assert "Hot.Lib.extra" in str(added[0]) and "restart" in str(added[0])
+def test_added_function_is_an_addition_not_a_refusal(builds: dict[str, FsBuild]) -> None:
+    diff = diff_builds(_load(builds["gen0"]), _load(builds["refused"]))
+    assert diff.new is not None
+    added = [diff.new.names.key(T.MethodDef, rid) for rid in diff.added_methods]
+    assert [display_name(k) for k in added] == ["Hot.Lib.extra"]
+    assert "+Hot.Lib.extra" in diff.summary()
+    assert not [r for r in diff.refusals if "extra" in r.member]
 
 
 def test_signature_change_is_refused_by_name(builds: dict[str, FsBuild]) -> None:
@@ -86,9 +89,10 @@ def test_signature_change_is_refused_by_name(builds: dict[str, FsBuild]) -> None
     assert "Hot.Lib.scaled" not in [c.name for c in diff.changed]
 
 
-def test_removed_function_is_refused_by_name(builds: dict[str, FsBuild]) -> None:
-    refusals = _refusals(builds["refused"], builds["gen0"])
-    assert [r.member for r in refusals if r.kind == "removed method"] == ["Hot.Lib.extra"]
+def test_removed_function_is_a_deletion(builds: dict[str, FsBuild]) -> None:
+    diff = diff_builds(_load(builds["refused"]), _load(builds["gen0"]))
+    assert [display_name(k) for k in diff.deleted] == ["Hot.Lib.extra"]
+    assert "-Hot.Lib.extra" in diff.summary()
 
 
 def test_unchanged_bodies_with_shifted_tokens_are_not_changes(builds: dict[str, FsBuild]) -> None:

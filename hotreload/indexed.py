@@ -1,0 +1,177 @@
+"""One compiled assembly indexed by identity: the unit the differ compares and the delta writer reads."""
+
+from __future__ import annotations
+
+import struct
+from functools import cached_property
+
+from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
+from .metadata.reader import Assembly
+from .metadata.schema import HasCustomAttribute, HasSemantics, T, TypeOrMethodDef
+from .names import Names
+
+
+class Build:
+    """One compiled assembly, indexed by identity; bodies are normalized lazily and memoized."""
+
+    def __init__(self, asm: Assembly, renames: dict[tuple[int, int], str] | None = None) -> None:
+        self.asm = asm
+        self.renames = dict(renames or {})
+        self.names = Names(asm, self.renames)
+        self._normalized: dict[int, tuple[object, ...]] = {}
+
+    @classmethod
+    def from_file(cls, path: str) -> Build:
+        return cls(Assembly.from_file(path))
+
+    def renamed(self, renames: dict[tuple[int, int], str]) -> Build:
+        """The same assembly seen with running-module names for entities that only moved (see match.py)."""
+        return self if not renames else Build(self.asm, {**self.renames, **renames})
+
+    # ---- members of a type ----------------------------------------------------------------------
+    def _range(self, rid: int, col: int, table: T) -> range:
+        types = self.asm.md.rows(T.TypeDef)
+        end = types[rid][col] if rid < len(types) else len(self.asm.md.rows(table)) + 1
+        return range(types[rid - 1][col], end)
+
+    def methods_of(self, rid: int) -> range:
+        return self._range(rid, 5, T.MethodDef)
+
+    def fields_of(self, rid: int) -> range:
+        return self._range(rid, 4, T.Field)
+
+    def params_of(self, method_rid: int) -> range:
+        rows = self.asm.md.rows(T.MethodDef)
+        end = rows[method_rid][5] if method_rid < len(rows) else len(self.asm.md.rows(T.Param)) + 1
+        return range(rows[method_rid - 1][5], end)
+
+    @cached_property
+    def fsharp_kinds(self) -> dict[int, int]:
+        """TypeDef row -> F# SourceConstructFlags from [<CompilationMapping>] (1 union, 2 record, 3 class, 7 module)."""
+        out: dict[int, int] = {}
+        md = self.asm.md
+        for parent, ctor, value in md.rows(T.CustomAttribute):
+            table, row = HasCustomAttribute.decode(parent)
+            if table != T.TypeDef:
+                continue
+            if "CompilationMappingAttribute" in self.names.attribute_key((parent, ctor, value)).split("::")[0]:
+                blob = md.blob(value)
+                if len(blob) >= 6:
+                    out[row] = struct.unpack_from("<i", blob, 2)[0] & 31
+        return out
+
+    @cached_property
+    def types(self) -> dict[str, int]:
+        return {self.names.key(T.TypeDef, i): i for i in range(1, len(self.asm.md.rows(T.TypeDef)) + 1)}
+
+    @cached_property
+    def methods(self) -> dict[str, int]:
+        return {self.names.key(T.MethodDef, i): i for i in range(1, len(self.asm.md.rows(T.MethodDef)) + 1)}
+
+    @cached_property
+    def fields(self) -> dict[str, int]:
+        return {self.names.key(T.Field, i): i for i in range(1, len(self.asm.md.rows(T.Field)) + 1)}
+
+    def body(self, rid: int) -> MethodBody | None:
+        rva = self.asm.md.row(T.MethodDef, rid)[0]
+        return parse_body(self.asm.body_at(rva)) if rva else None
+
+    def normalized(self, rid: int) -> tuple[object, ...]:
+        """A body with every token replaced by the identity it names: equal iff semantically the same IL."""
+        if rid not in self._normalized:
+            body = self.body(rid)
+            if body is None:
+                self._normalized[rid] = ()
+            else:
+                code = bytearray(body.code)
+                refs: list[str] = []
+                for ins in instructions(body.code):
+                    if ins.kind in TOKEN_KINDS:
+                        tok, = struct.unpack_from("<I", body.code, ins.operand_offset)
+                        refs.append(self.names.token_key(tok))
+                        code[ins.operand_offset:ins.operand_offset + 4] = b"\0\0\0\0"
+                locals_key = self.names.token_key(body.local_sig) if body.local_sig else ""
+                clauses = tuple(
+                    (c.flags, c.try_offset, c.try_length, c.handler_offset, c.handler_length,
+                     self.names.token_key(c.class_token_or_filter) if c.flags == 0 and c.class_token_or_filter
+                     else c.class_token_or_filter)
+                    for c in body.clauses)
+                self._normalized[rid] = (bytes(code), tuple(refs), locals_key, clauses, body.max_stack,
+                                         body.init_locals)
+        return self._normalized[rid]
+
+    @cached_property
+    def _interfaces(self) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for cls, iface in self.asm.md.rows(T.InterfaceImpl):
+            out.setdefault(cls, []).append(self.names.extends_key(iface))
+        return out
+
+    @cached_property
+    def generic_params(self) -> dict[tuple[int, int], list[tuple[int, int, str, tuple[str, ...]]]]:
+        """(TypeDef or MethodDef table, row) -> [(number, flags, name, constraints)]: what constraints are."""
+        md = self.asm.md
+        constraints: dict[int, list[str]] = {}
+        for owner, constraint in md.rows(T.GenericParamConstraint):
+            constraints.setdefault(owner, []).append(self.names.extends_key(constraint))
+        out: dict[tuple[int, int], list[tuple[int, int, str, tuple[str, ...]]]] = {}
+        for i, (number, flags, owner, name) in enumerate(md.rows(T.GenericParam), 1):
+            table, row = TypeOrMethodDef.decode(owner)
+            assert table is not None
+            out.setdefault((int(table), row), []).append(
+                (number, flags, md.string(name), tuple(sorted(constraints.get(i, [])))))
+        return out
+
+    def type_shape(self, rid: int) -> tuple[object, ...]:
+        """(flags, base type, interfaces, generic parameters with constraints): what an edit may not change."""
+        flags, _name, _ns, extends, *_ = self.asm.md.row(T.TypeDef, rid)
+        interfaces = tuple(sorted(self._interfaces.get(rid, [])))
+        generics = tuple(self.generic_params.get((int(T.TypeDef), rid), []))
+        return flags, self.names.extends_key(extends), interfaces, generics
+
+    def field_flags(self, rid: int) -> int:
+        return self.asm.md.row(T.Field, rid)[0]
+
+    def method_flags(self, rid: int) -> tuple[int, int]:
+        row = self.asm.md.row(T.MethodDef, rid)
+        return row[2], row[1]
+
+    @cached_property
+    def attributes(self) -> dict[str, list[str]]:
+        """Custom attributes by the identity of what they decorate (types, methods, fields)."""
+        out: dict[str, list[str]] = {}
+        for row in self.asm.md.rows(T.CustomAttribute):
+            table, prow = HasCustomAttribute.decode(row[0])
+            if table not in (T.TypeDef, T.MethodDef, T.Field):
+                continue
+            out.setdefault(self.names.key(table, prow), []).append(self.names.attribute_key(row))
+        return {k: sorted(v) for k, v in out.items()}
+
+    @cached_property
+    def properties(self) -> dict[str, int]:
+        """'Type::Name|sig' -> Property row."""
+        md = self.asm.md
+        maps = md.rows(T.PropertyMap)
+        count = len(md.rows(T.Property))
+        out: dict[str, int] = {}
+        for i, (parent, first) in enumerate(maps):
+            end = maps[i + 1][1] if i + 1 < len(maps) else count + 1
+            for p in range(first, end):
+                _flags, name, sig = md.row(T.Property, p)
+                out[f"{self.names.typedef_name(parent)}::{md.string(name)}|{self.names.sig(sig)}"] = p
+        return out
+
+    @cached_property
+    def property_map(self) -> dict[int, int]:
+        """TypeDef row -> its PropertyMap row."""
+        return {parent: i for i, (parent, _first) in enumerate(self.asm.md.rows(T.PropertyMap), 1)}
+
+    @cached_property
+    def semantics(self) -> dict[int, list[tuple[int, int]]]:
+        """Property row -> [(semantics flags, MethodDef row)]."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for sem, method, assoc in self.asm.md.rows(T.MethodSemantics):
+            table, row = HasSemantics.decode(assoc)
+            if table == T.Property:
+                out.setdefault(row, []).append((sem, method))
+        return out

@@ -1,0 +1,213 @@
+"""Pairs the compiler-generated entities of a new build with the running ones they continue.
+
+F# names closures, state machines, lifted methods and module-value fields after their source line
+(`f@12-1`, `counter@3`), so inserting a line above renames them although nothing about them changed.
+Such entities are paired by shape within their group (same owner, same name apart from line numbers),
+never by name. Pairing that cannot be proven is refused rather than guessed: a wrong pairing would run
+one lambda's code in place of another in closures that are already alive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from .indexed import Build
+from .metadata.schema import T
+from .refusal import Refusal
+
+_LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?$")
+_LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?|at line \d+")
+
+
+def line_free(text: str) -> str:
+    """`text` with every source-line number of compiler-generated names blanked out."""
+    return _LINE_NUMBERS.sub(lambda m: "@#" if m.group(0)[0] == "@" else "at line #", text)
+
+
+def is_line_named(name: str) -> bool:
+    return _LINE_SUFFIX.search(name) is not None
+
+
+def source_order(name: str) -> tuple[int, int]:
+    """(line, counter) from `name@line-counter`: the order F# emitted them in."""
+    m = re.search(r"@(\d+)(?:-(\d+))?$", name)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
+
+
+@dataclass
+class Matching:
+    """(table, row of the new build) -> name in the running module; refusals for unprovable pairings."""
+
+    renames: dict[tuple[int, int], str] = field(default_factory=dict)
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashable],
+          shape: Callable[[Build, int], Hashable], old: Build, new: Build) -> tuple[list[tuple[int, int]], bool]:
+    """Pairs identical entities first (in source order), then same-shape ones when that is one-to-one.
+
+    Returns the pairs and whether some same-shape entities were left that could pair more than one way.
+    """
+    pairs: list[tuple[int, int]] = []
+    for key_of in (full, shape):
+        old_buckets: dict[Hashable, list[int]] = defaultdict(list)
+        new_buckets: dict[Hashable, list[int]] = defaultdict(list)
+        for o in olds:
+            old_buckets[key_of(old, o)].append(o)
+        for n in news:
+            new_buckets[key_of(new, n)].append(n)
+        for k, os_ in old_buckets.items():
+            ns = new_buckets.get(k, [])
+            if key_of is shape and ns and len(ns) != len(os_):
+                return pairs, True
+            pairs += list(zip(os_, ns, strict=False))
+        taken_old = {o for o, _ in pairs}
+        taken_new = {n for _, n in pairs}
+        olds = [o for o in olds if o not in taken_old]
+        news = [n for n in news if n not in taken_new]
+    return pairs, False
+
+
+class _Matcher:
+    def __init__(self, old: Build, new: Build) -> None:
+        self.old = old
+        self.new = new
+        self.result = Matching()
+
+    # ---- canonical names of the new build as renames accumulate --------------------------------------
+    def new_type_name(self, rid: int) -> str:
+        own = self.result.renames.get((T.TypeDef, rid)) or self.new.names.own_name(T.TypeDef, rid)
+        enclosing = self.new.names.enclosing.get(rid)
+        if enclosing:
+            return self.new_type_name(enclosing) + "/" + own
+        ns = self.new.asm.md.string(self.new.asm.md.row(T.TypeDef, rid)[2])
+        return f"{ns}.{own}" if ns else own
+
+    # ---- fingerprints (line numbers blanked, so moved code looks the same) ---------------------------
+    @staticmethod
+    def type_shape(build: Build, rid: int) -> Hashable:
+        md, names = build.asm.md, build.names
+        fields = sorted(line_free(names.key(T.Field, f).split("::", 1)[1]) + f"/{md.row(T.Field, f)[0]}"
+                        for f in build.fields_of(rid))
+        methods = sorted(line_free(names.key(T.MethodDef, m).split("::", 1)[1]) + f"/{md.row(T.MethodDef, m)[2]}"
+                         for m in build.methods_of(rid))
+        return line_free(repr(build.type_shape(rid))), tuple(fields), tuple(methods)
+
+    @staticmethod
+    def type_full(build: Build, rid: int) -> Hashable:
+        bodies = tuple(line_free(repr(build.normalized(m))) for m in build.methods_of(rid))
+        return _Matcher.type_shape(build, rid), bodies
+
+    @staticmethod
+    def method_shape(build: Build, rid: int) -> Hashable:
+        return build.method_flags(rid), line_free(build.names.key(T.MethodDef, rid).split("|", 1)[1])
+
+    @staticmethod
+    def method_full(build: Build, rid: int) -> Hashable:
+        return _Matcher.method_shape(build, rid), line_free(repr(build.normalized(rid)))
+
+    @staticmethod
+    def field_shape(build: Build, rid: int) -> Hashable:
+        return build.field_flags(rid), line_free(build.names.key(T.Field, rid).split("|", 1)[1])
+
+    # ---- matching ------------------------------------------------------------------------------------
+    def run(self) -> Matching:
+        self.match_types()
+        self.match_members(T.MethodDef, self.method_full, self.method_shape)
+        self.match_members(T.Field, self.field_shape, self.field_shape)
+        return self.result
+
+    def _depth(self, rid: int) -> int:
+        depth = 0
+        while rid in self.new.names.enclosing:
+            rid = self.new.names.enclosing[rid]
+            depth += 1
+        return depth
+
+    def match_types(self) -> None:
+        old, new = self.old, self.new
+        old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for rid in range(1, len(old.asm.md.rows(T.TypeDef)) + 1):
+            own = old.names.own_name(T.TypeDef, rid)
+            enclosing = old.names.enclosing.get(rid)
+            if enclosing and is_line_named(own):
+                old_groups[(old.names.typedef_name(enclosing), line_free(own))].append(rid)
+        if not old_groups and not any(is_line_named(new.names.own_name(T.TypeDef, r))
+                                      for r in new.names.enclosing):
+            return
+        by_depth: dict[int, list[int]] = defaultdict(list)
+        for rid in new.names.enclosing:
+            if is_line_named(new.names.own_name(T.TypeDef, rid)):
+                by_depth[self._depth(rid)].append(rid)
+        for depth in sorted(by_depth):
+            new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+            for rid in by_depth[depth]:
+                enclosing_name = self.new_type_name(new.names.enclosing[rid])
+                new_groups[(enclosing_name, line_free(new.names.own_name(T.TypeDef, rid)))].append(rid)
+            for group, news in new_groups.items():
+                self._resolve(T.TypeDef, group, old_groups.get(group, []), news, self.type_full, self.type_shape,
+                              taken={old.names.own_name(T.TypeDef, r) for r in old.types.values()
+                                     if old.names.typedef_name(r).rpartition("/")[0] == group[0]})
+
+    def match_members(self, table: T, full: Callable[[Build, int], Hashable],
+                      shape: Callable[[Build, int], Hashable]) -> None:
+        old, new = self.old, self.new
+        old_owner = old.names.method_owner if table == T.MethodDef else old.names.field_owner
+        new_owner = new.names.method_owner if table == T.MethodDef else new.names.field_owner
+        old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        taken: dict[str, set[str]] = defaultdict(set)
+        for rid in range(1, len(old.asm.md.rows(table)) + 1):
+            own = old.names.own_name(table, rid)
+            owner = old.names.typedef_name(old_owner[rid])
+            taken[owner].add(own)
+            if is_line_named(own):
+                old_groups[(owner, line_free(own))].append(rid)
+        new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for rid in range(1, len(new.asm.md.rows(table)) + 1):
+            own = new.names.own_name(table, rid)
+            if is_line_named(own):
+                new_groups[(self.new_type_name(new_owner[rid]), line_free(own))].append(rid)
+        for group, news in new_groups.items():
+            self._resolve(table, group, old_groups.get(group, []), news, full, shape, taken[group[0]])
+
+    def _resolve(self, table: T, group: tuple[str, str], olds: list[int], news: list[int],
+                 full: Callable[[Build, int], Hashable], shape: Callable[[Build, int], Hashable],
+                 taken: set[str]) -> None:
+        old, new = self.old, self.new
+        olds = sorted(olds, key=lambda r: source_order(old.asm.md.string(old.asm.md.row(table, r)[
+            1 if table != T.MethodDef else 3])))
+        news = sorted(news, key=lambda r: source_order(new.names.own_name(table, r)))
+        pairs, ambiguous = _pair(olds, news, full, shape, old, new)
+        if ambiguous:
+            what = {T.TypeDef: "closures or state machines", T.MethodDef: "generated methods",
+                    T.Field: "generated fields"}[table]
+            self.result.refusals.append(Refusal(
+                "ambiguous change to compiler-generated code", f"{group[0]}.{group[1].replace('@#', '')}",
+                f"the {what} named {group[1]} were added or removed and edited at once, so which running one each "
+                "continues cannot be proven",
+                "save the added or removed lambda separately from other edits to the same function, or restart"))
+            return
+        paired_new = set()
+        for o, n in pairs:
+            paired_new.add(n)
+            running = old.names.own_name(table, o)
+            if running != new.names.own_name(table, n):
+                self.result.renames[(int(table), n)] = running
+        for n in news:
+            if n in paired_new:
+                continue
+            own = new.names.own_name(table, n)
+            if own in taken:  # an added entity whose line-based name a moved running one still holds
+                k = 1
+                while f"{own}-hr{k}" in taken:
+                    k += 1
+                self.result.renames[(int(table), n)] = f"{own}-hr{k}"
+                taken.add(f"{own}-hr{k}")
+
+
+def match_builds(old: Build, new: Build) -> Matching:
+    """Names in `new` for entities the running module (described by `old`) knows by other line-based names."""
+    return _Matcher(old, new).run()
