@@ -18,6 +18,7 @@ from .app import HostedApp
 from .delta import Baseline, Delta
 from .diff import Build
 from .lines import LineInfo
+from .names import display_name
 from .runtime import UpdateApplier
 
 # A parameterless function is invoked to check it only if its IL calls nothing from these.
@@ -113,25 +114,26 @@ class Updater:
         from System.Runtime.CompilerServices import RuntimeHelpers  # type: ignore[import-not-found]
 
         result = Verification(problems=list(self.handler_errors))
-        for change in delta.methods:
-            tok = delta.method_tokens[change.key]
+        for key, tok in delta.method_tokens.items():
+            name = display_name(key)
             method = self.app.method(tok)
             live = self.app.method_il(tok)
-            if live == delta.method_il[change.key]:
-                result.il_matches.append(change.name)
+            if live == delta.method_il[key]:
+                result.il_matches.append(name)
             else:
-                result.problems.append(f"{change.name}: the runtime still reports the old IL")
+                result.problems.append(f"{name}: the runtime still reports the old IL")
                 continue
             generic = bool(method.IsGenericMethodDefinition or method.DeclaringType.ContainsGenericParameters)
             if not generic:
                 try:
                     RuntimeHelpers.PrepareMethod(method.MethodHandle)
-                    result.jitted.append(change.name)
+                    result.jitted.append(name)
                 except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
-                    result.problems.append(f"{change.name}: JIT rejected the new IL: {str(exc).splitlines()[0]}")
+                    result.problems.append(f"{name}: JIT rejected the new IL: {str(exc).splitlines()[0]}")
                     continue
-            if self._safe_to_invoke(method, build, change.new_rid):
-                result.invoked[change.name] = self._invoke(method, invoke_timeout)
+            new_rid = delta.new_rids.get(key, 0)
+            if new_rid and "@" not in name and self._safe_to_invoke(method, build, new_rid):
+                result.invoked[name] = self._invoke(method, invoke_timeout)
         return result
 
     def _safe_to_invoke(self, method: Any, build: Build, rid: int) -> bool:

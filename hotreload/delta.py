@@ -59,6 +59,7 @@ class Delta:
     method_tokens: dict[str, int]  # method key -> MethodDef token in the running module
     method_il: dict[str, bytes]  # method key -> IL code bytes we sent (to verify through reflection)
     summary: list[str] = field(default_factory=list)  # what it carries, for status lines
+    new_rids: dict[str, int] = field(default_factory=dict)  # method key -> its row in the new build (not deleted)
     # what the baseline gains once the runtime accepts this delta
     new_refs: dict[str, int] = field(default_factory=dict)
     new_defs: dict[str, int] = field(default_factory=dict)
@@ -230,6 +231,7 @@ class DeltaBuilder:
         self.il = bytearray(b"\0\0\0\0")
         self.method_tokens: dict[str, int] = {}
         self.method_il: dict[str, bytes] = {}
+        self.new_rids: dict[str, int] = {}
         self.debug: list[tuple[int, MethodDebugInfo]] = []
         self.enc_adds: dict[T, list[tuple[int, int]]] = {}  # table -> [(parent token, op)] paired with its rows
 
@@ -261,7 +263,7 @@ class DeltaBuilder:
         pdb_bytes, new_docs, pdb_added = self._pdb_delta(self.debug, added, generation)
         return Delta(
             generation=generation, metadata=metadata, il=bytes(self.il), pdb=pdb_bytes, methods=list(diff.changed),
-            method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(),
+            method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(), new_rids=self.new_rids,
             new_refs=self.new_refs, new_defs=self.new_defs, new_method_rows=self.new_method_rows,
             new_property_maps=self.new_property_maps,
             new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
@@ -299,6 +301,7 @@ class DeltaBuilder:
         self.il += encode_body(body)
         self.method_tokens[key] = token(T.MethodDef, running_rid)
         self.method_il[key] = body.code
+        self.new_rids[key] = rid
         if self.new_pdb is not None:
             info = self.new_pdb.method_info(rid)
             info.local_signature = body.local_sig & 0xFFFFFF
@@ -430,7 +433,7 @@ class DeltaBuilder:
         self.method_tokens[key] = running
         self.method_il[key] = code
         self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
-        attr_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, runtime),
+        attr_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, self._runtime_loader(runtime)),
                                               self.strings.add("MetadataUpdateDeletedAttribute"),
                                               self.strings.add("System.Runtime.CompilerServices")))
         attr_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, attr_type),
@@ -445,6 +448,20 @@ class DeltaBuilder:
             if md.string(row[6]) in ("System.Runtime", "netstandard"):
                 return i
         raise UnsupportedEdit(Refusal("deleted method", self.context, "the app does not reference System.Runtime"))
+
+    def _runtime_loader(self, system_runtime: int) -> int:
+        """AssemblyRef row of System.Runtime.Loader (which forwards MetadataUpdateDeletedAttribute), added once."""
+        for key, tok in {**self.base.refs, **self.new_refs}.items():
+            if key.startswith("A:System.Runtime.Loader,"):
+                return tok & 0xFFFFFF
+        md = self.base.build0.asm.md
+        r = md.row(T.AssemblyRef, system_runtime)
+        row = (r[0], r[1], r[2], r[3], r[4], self.blobs.add(md.blob(r[5])), self.strings.add("System.Runtime.Loader"),
+               self.strings.add(md.string(r[7])), self.blobs.add(md.blob(r[8])))
+        rid = self._add_row(T.AssemblyRef, row)
+        self.new_refs[f"A:System.Runtime.Loader,{r[0]}.{r[1]}.{r[2]}.{r[3]},{md.string(r[7])},{md.blob(r[5]).hex()}"] = \
+            token(T.AssemblyRef, rid)
+        return rid
 
     def _add_property(self, rid: int) -> None:
         md, new = self.md, self.new

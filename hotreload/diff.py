@@ -64,7 +64,7 @@ class Diff:
             out += [f"+{names.typedef_name(r)}" for r in self.added_types if "@" not in names.own_name(T.TypeDef, r)]
             added_types = set(self.added_types)
             out += [f"+{display_name(names.key(T.MethodDef, m))}" for m in self.added_methods
-                    if names.method_owner[m] not in added_types]
+                    if names.method_owner[m] not in added_types and "@" not in names.own_name(T.MethodDef, m)]
             out += [f"+{display_name(names.key(T.Field, f))}" for f in self.added_fields
                     if names.field_owner[f] not in added_types]
         out += [f"-{display_name(k)}" for k in self.deleted]
@@ -82,6 +82,12 @@ def _member_of(key: str) -> str:
 def _is_initializer(key: str) -> bool:
     name = display_name(key)
     return name.endswith("..cctor") or (name.startswith("<StartupCode$") and name.endswith(".main@"))
+
+
+def _module_value(field_name: str) -> str:
+    """'<StartupCode$App>.$Demo.Lib.table@31' -> 'Demo.Lib.table' (the value as the user wrote it)."""
+    owner, _, value = field_name.rpartition(".")
+    return owner.split(".$", 1)[-1] + "." + value.split("@")[0]
 
 
 def _owner_name(key: str) -> str:
@@ -194,8 +200,9 @@ class _Differ:
                 self.refuse("record field, union case or struct layout change", owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
-                self.refuse("added module-level value", name.split("@")[0],
-                            "module initializers already ran, so the new value would never be set")
+                if new.names.own_name(T.Field, rid) != "init@":
+                    self.refuse("added module-level value", _module_value(name),
+                                "module initializers already ran, so the new value would never be set")
             elif self.needs("GenericAddFieldToExistingType" if self.is_generic_type(new, owner) else
                             "AddStaticFieldToExistingType" if new.field_flags(rid) & 0x10 else
                             "AddInstanceFieldToExistingType", "adding fields", name):
@@ -209,7 +216,7 @@ class _Differ:
                 self.refuse("record field, union case or struct layout change", owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
-                self.refuse("removed module-level value", name.split("@")[0],
+                self.refuse("removed module-level value", _module_value(name),
                             "module initializers already ran; removing a value needs a fresh start")
             else:
                 self.refuse("removed field", name, "the running objects still hold it")
@@ -231,7 +238,10 @@ class _Differ:
         removed = {k: old_methods[k] for k in old_methods.keys() - new_methods.keys()
                    if "T:" + _owner_name(k) in new.types}
         resigned = {display_name(k) for k in added} & {display_name(k) for k in removed}
+        layout_refused = {r.member for r in self.result.refusals if r.kind.startswith("record field")}
         for name in sorted(resigned):
+            if name.endswith("..ctor") and name[:-6] in layout_refused:
+                continue  # the record's constructor follows its fields: already said
             self.refuse("signature change", name, "parameter or return types changed; callers compiled against the "
                         "old signature are still running")
         for key, rid in sorted(added.items()):
@@ -241,7 +251,8 @@ class _Differ:
             owner = new.names.method_owner[rid]
             flags = new.method_flags(rid)[0]
             if name.endswith(".cctor"):
-                self.refuse("added static initializer", name, "it would not run for a type already initialized")
+                if not _owner_name(key).startswith("<StartupCode$"):  # module values: refused with their field
+                    self.refuse("added static initializer", name, "it would not run for a type already initialized")
             elif flags & _VIRTUAL:
                 self.refuse("added virtual, override or interface member", name,
                             "the running type's method table cannot grow")
@@ -264,6 +275,11 @@ class _Differ:
             orid, nrid = old_methods[key], new_methods[key]
             if old.method_flags(orid) != new.method_flags(nrid):
                 self.refuse("method attribute change", display_name(key), "accessibility, static or virtual changed")
+                continue
+            generics = old.generic_params.get((int(T.MethodDef), orid)), new.generic_params.get((int(T.MethodDef), nrid))
+            if generics[0] != generics[1]:
+                self.refuse("generic constraint change", display_name(key),
+                            "code already compiled for the old constraints is still running")
                 continue
             if old.normalized(orid) == new.normalized(nrid):
                 continue

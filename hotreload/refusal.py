@@ -18,4 +18,4 @@ class Refusal:
     def __str__(self) -> str:
         extra = f": {self.detail}" if self.detail else ""
         where = f"{self.location}: " if self.location else ""
-        return f"{where}{self.kind} in {self.member}{extra} ({self.hint})"
+        return f"{where}{self.kind} in {self.member.replace('/', '.')}{extra} ({self.hint})"

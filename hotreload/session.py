@@ -38,12 +38,14 @@ class Outcome:
 def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
     """Add the file and line of the refused member (or of a method of the refused type) from the first build
     whose PDB knows it: the new build for added or changed members, the previous one for removed ones."""
+    owner, _, last = refusal.member.rpartition(".")
+    exact = {refusal.member, f"{owner}.get_{last}"}  # a module-level value is found through its getter
     for build, pdb in builds:
         if pdb is None:
             continue
         for key, rid in build.methods.items():
             name = display_name(key)
-            if name != refusal.member and not name.startswith(refusal.member + "."):
+            if name not in exact and not name.startswith(refusal.member + "."):
                 continue
             points = [p for p in pdb.method_info(rid).points if not p.hidden]
             if points:
