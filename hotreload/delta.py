@@ -65,6 +65,7 @@ class Delta:
     new_defs: dict[str, int] = field(default_factory=dict)
     new_method_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)
     new_property_maps: dict[int, int] = field(default_factory=dict)
+    attribute_rows: dict[int, list[int]] = field(default_factory=dict)  # parent -> its CA rows from now on
     new_user_strings: dict[str, int] = field(default_factory=dict)
     new_documents: dict[str, int] = field(default_factory=dict)
     added_rows: list[int] = field(default_factory=lambda: [0] * TABLE_COUNT)
@@ -103,7 +104,19 @@ class Baseline:
         self.documents = pdb.documents() if pdb else {}
         self.module_row = md.row(T.Module, 1)
         self.method_rows: dict[int, tuple[int, ...]] = {}  # rows of methods added by deltas
+        self._attribute_rows: dict[int, list[int]] | None = None  # HasCustomAttribute parent -> CA rows (live)
+        self.attribute_changes: dict[int, list[int]] = {}
         self.property_maps = {parent: i for i, (parent, _first) in enumerate(md.rows(T.PropertyMap), 1)}
+
+    def attribute_rows(self, parent: int) -> list[int]:
+        """CustomAttribute rows the running module has for `parent` (a HasCustomAttribute coded index)."""
+        if parent in self.attribute_changes:
+            return list(self.attribute_changes[parent])
+        if self._attribute_rows is None:
+            self._attribute_rows = {}
+            for i, row in enumerate(self.build0.asm.md.rows(T.CustomAttribute), 1):
+                self._attribute_rows.setdefault(row[0], []).append(i)
+        return list(self._attribute_rows.get(parent, []))
 
     def commit(self, delta: Delta) -> None:
         """Advance to the generation `delta` produced; call only after the runtime accepted it."""
@@ -112,6 +125,7 @@ class Baseline:
         self.defs.update(delta.new_defs)
         self.method_rows.update(delta.new_method_rows)
         self.property_maps.update(delta.new_property_maps)
+        self.attribute_changes.update(delta.attribute_rows)
         self.user_strings.update(delta.new_user_strings)
         self.documents.update(delta.new_documents)
         for i in range(TABLE_COUNT):
@@ -141,6 +155,7 @@ class DeltaBuilder:
         self.new_defs: dict[str, int] = {}
         self.new_method_rows: dict[int, tuple[int, ...]] = {}
         self.new_property_maps: dict[int, int] = {}
+        self.attribute_rows: dict[int, list[int]] = {}
         self.new_user_strings: dict[str, int] = {}
         self._reserved: dict[T, int] = {}
         self.context = ""
@@ -255,6 +270,8 @@ class DeltaBuilder:
             self._delete_method(key)
         for rid in diff.added_properties:
             self._add_property(rid)
+        for key in diff.attributes:
+            self._replace_attributes(key)
 
         metadata, enc_id, guids = self._metadata(generation)
         added = [0] * TABLE_COUNT
@@ -265,7 +282,7 @@ class DeltaBuilder:
             generation=generation, metadata=metadata, il=bytes(self.il), pdb=pdb_bytes, methods=list(diff.changed),
             method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(), new_rids=self.new_rids,
             new_refs=self.new_refs, new_defs=self.new_defs, new_method_rows=self.new_method_rows,
-            new_property_maps=self.new_property_maps,
+            new_property_maps=self.new_property_maps, attribute_rows=self.attribute_rows,
             new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
             added_pdb_rows=pdb_added, strings_added=len(self.strings.data),
             blobs_added=len(self.blobs.data) + (-len(self.blobs.data) % 4),
@@ -311,11 +328,12 @@ class DeltaBuilder:
     def _attributes(self, table: T, rid: int, running: int) -> None:
         """Copies the custom attributes of a new build's entity onto its running row `running`."""
         parent = HasCustomAttribute.encode(table, rid)
+        running_parent = HasCustomAttribute.encode(table, running)
+        rows = self.attribute_rows.setdefault(running_parent, [])
         for p, ctor, value in self.md.rows(T.CustomAttribute):
             if p == parent:
-                self._add_row(T.CustomAttribute, (HasCustomAttribute.encode(table, running),
-                                                  self._coded(CustomAttributeType, ctor),
-                                                  self.blobs.add(self.md.blob(value))))
+                rows.append(self._add_row(T.CustomAttribute, (running_parent, self._coded(CustomAttributeType, ctor),
+                                                              self.blobs.add(self.md.blob(value)))))
 
     def _constant(self, table: T, rid: int, running: int) -> None:
         parent = HasConstant.encode(table, rid)
@@ -448,6 +466,29 @@ class DeltaBuilder:
             if md.string(row[6]) in ("System.Runtime", "netstandard"):
                 return i
         raise UnsupportedEdit(Refusal("deleted method", self.context, "the app does not reference System.Runtime"))
+
+    def _replace_attributes(self, key: str) -> None:
+        """The entity's custom attributes become the new build's: its running rows are rewritten in place,
+        extra ones added, and surplus ones detached (parent nil), as the runtime's ChangeCustomAttributes expects."""
+        table = {"T": T.TypeDef, "M": T.MethodDef, "F": T.Field}[key[0]]
+        running = self.base.defs[key] & 0xFFFFFF
+        new_rid = {T.TypeDef: self.new.types, T.MethodDef: self.new.methods, T.Field: self.new.fields}[table][key]
+        self.context = key[2:]
+        parent_new = HasCustomAttribute.encode(table, new_rid)
+        parent = HasCustomAttribute.encode(table, running)
+        wanted = [(self._coded(CustomAttributeType, ctor), self.blobs.add(self.md.blob(value)))
+                  for p, ctor, value in self.md.rows(T.CustomAttribute) if p == parent_new]
+        rows = self.base.attribute_rows(parent)
+        for i, rid in enumerate(rows):
+            if i < len(wanted):
+                self._add_row(T.CustomAttribute, (parent, *wanted[i]), rid)
+            else:
+                self._add_row(T.CustomAttribute, (0, 0, 0), rid)
+        for ctor, value in wanted[len(rows):]:
+            rid = self._add_row(T.CustomAttribute, (parent, ctor, value))
+        self.attribute_rows[parent] = rows[:len(wanted)] + [
+            r for r, row in zip(self.rids[T.CustomAttribute], self.rows[T.CustomAttribute], strict=True)
+            if r > self.base.row_counts[T.CustomAttribute] and row[0] == parent]
 
     def _runtime_loader(self, system_runtime: int) -> int:
         """AssemblyRef row of System.Runtime.Loader (which forwards MetadataUpdateDeletedAttribute), added once."""

@@ -48,12 +48,13 @@ class Diff:
     added_properties: list[int] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)  # method keys whose running body must throw from now on
     removed_types: list[str] = field(default_factory=list)  # left loaded and unused
+    attributes: list[str] = field(default_factory=list)  # keys of existing entities whose attributes changed
     refusals: list[Refusal] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.changed or self.added_types or self.added_methods or self.added_fields
-                    or self.added_properties or self.deleted)
+                    or self.added_properties or self.deleted or self.attributes)
 
     def summary(self) -> list[str]:
         """Human names of everything the delta will carry, for status lines."""
@@ -68,6 +69,7 @@ class Diff:
             out += [f"+{display_name(names.key(T.Field, f))}" for f in self.added_fields
                     if names.field_owner[f] not in added_types]
         out += [f"-{display_name(k)}" for k in self.deleted]
+        out += [f"[attributes] {_member_of(k)}" for k in self.attributes]
         return out
 
 
@@ -328,7 +330,12 @@ class _Differ:
             if key in skip:
                 continue
             if old_attrs.get(key, []) != new_attrs.get(key, []):
-                self.refuse("custom attribute change", _member_of(key), "attribute edits are not supported yet")
+                if key.startswith("T:") and any("CompilationMappingAttribute" in a or "StructLayoutAttribute" in a
+                                                for a in old_attrs.get(key, []) + new_attrs.get(key, [])
+                                                if a not in old_attrs.get(key, []) or a not in new_attrs.get(key, [])):
+                    self.refuse("type kind change", _member_of(key), "the F# type's kind or layout changed")
+                elif self.needs("ChangeCustomAttributes", "changing attributes", _member_of(key)):
+                    self.result.attributes.append(key)
 
     def run(self) -> Diff:
         self.types()
