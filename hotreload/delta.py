@@ -255,23 +255,33 @@ class DeltaBuilder:
             self.new_defs[names.key(T.TypeDef, rid)] = token(T.TypeDef, self._next(T.TypeDef))
         for rid in diff.added_fields:
             self.new_defs[names.key(T.Field, rid)] = token(T.Field, self._next(T.Field))
-        for rid in diff.added_methods:
+        # a method deleted earlier and now back with the same signature continues its running row
+        revived = [rid for rid in diff.added_methods if names.key(T.MethodDef, rid) in base.defs]
+        added_methods = [rid for rid in diff.added_methods if rid not in revived]
+        for rid in added_methods:
             self.new_defs[names.key(T.MethodDef, rid)] = token(T.MethodDef, self._next(T.MethodDef))
 
         for rid in diff.added_types:
             self._add_type(rid)
         for rid in diff.added_fields:
             self._add_field(rid)
-        for rid in diff.added_methods:
+        for rid in added_methods:
             self._add_method(rid)
         for change in sorted(diff.changed, key=lambda c: base.defs.get(c.key, 0)):
             self._update_method(change.key, change.new_rid)
+        for rid in revived:
+            key = names.key(T.MethodDef, rid)
+            self._update_method(key, rid)
+            self._set_attributes(T.MethodDef, base.defs[key] & 0xFFFFFF, rid)  # drops [MetadataUpdateDeleted]
         for key in diff.deleted:
             self._delete_method(key)
         for rid in diff.added_properties:
             self._add_property(rid)
         for key in diff.attributes:
-            self._replace_attributes(key)
+            table = {"T": T.TypeDef, "M": T.MethodDef, "F": T.Field}[key[0]]
+            new_rid = {T.TypeDef: self.new.types, T.MethodDef: self.new.methods, T.Field: self.new.fields}[table][key]
+            self.context = key[2:]
+            self._set_attributes(table, base.defs[key] & 0xFFFFFF, new_rid)
 
         metadata, enc_id, guids = self._metadata(generation)
         added = [0] * TABLE_COUNT
@@ -456,9 +466,10 @@ class DeltaBuilder:
                                               self.strings.add("System.Runtime.CompilerServices")))
         attr_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, attr_type),
                                                 self.strings.add(".ctor"), self.blobs.add(b"\x20\x00\x01")))
-        self._add_row(T.CustomAttribute, (HasCustomAttribute.encode(T.MethodDef, rid),
-                                          CustomAttributeType.encode(T.MemberRef, attr_ctor),
-                                          self.blobs.add(b"\x01\x00\x00\x00")))
+        parent = HasCustomAttribute.encode(T.MethodDef, rid)
+        marker = self._add_row(T.CustomAttribute, (parent, CustomAttributeType.encode(T.MemberRef, attr_ctor),
+                                                   self.blobs.add(b"\x01\x00\x00\x00")))
+        self.attribute_rows[parent] = self.base.attribute_rows(parent) + [marker]
 
     def _system_runtime(self) -> int:
         md = self.base.build0.asm.md
@@ -467,13 +478,9 @@ class DeltaBuilder:
                 return i
         raise UnsupportedEdit(Refusal("deleted method", self.context, "the app does not reference System.Runtime"))
 
-    def _replace_attributes(self, key: str) -> None:
+    def _set_attributes(self, table: T, running: int, new_rid: int) -> None:
         """The entity's custom attributes become the new build's: its running rows are rewritten in place,
         extra ones added, and surplus ones detached (parent nil), as the runtime's ChangeCustomAttributes expects."""
-        table = {"T": T.TypeDef, "M": T.MethodDef, "F": T.Field}[key[0]]
-        running = self.base.defs[key] & 0xFFFFFF
-        new_rid = {T.TypeDef: self.new.types, T.MethodDef: self.new.methods, T.Field: self.new.fields}[table][key]
-        self.context = key[2:]
         parent_new = HasCustomAttribute.encode(table, new_rid)
         parent = HasCustomAttribute.encode(table, running)
         wanted = [(self._coded(CustomAttributeType, ctor), self.blobs.add(self.md.blob(value)))

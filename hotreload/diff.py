@@ -68,7 +68,7 @@ class Diff:
                     if names.method_owner[m] not in added_types and "@" not in names.own_name(T.MethodDef, m)]
             out += [f"+{display_name(names.key(T.Field, f))}" for f in self.added_fields
                     if names.field_owner[f] not in added_types]
-        out += [f"-{display_name(k)}" for k in self.deleted]
+        out += [f"-{display_name(k)}" for k in self.deleted if "@" not in k.split("|")[0].rpartition("::")[2]]
         out += [f"[attributes] {_member_of(k)}" for k in self.attributes]
         return out
 
