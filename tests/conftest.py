@@ -32,6 +32,7 @@ settings.load_profile("hotreload")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "runtime: builds F# code and/or hosts CoreCLR in this process (slow)")
     config.addinivalue_line("markers", "e2e: runs the whole tool end to end (slow)")
+    config.addinivalue_line("markers", "soak: a long session of many generations (slow)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

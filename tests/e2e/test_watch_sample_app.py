@@ -118,12 +118,21 @@ def test_edits_apply_live_and_compile_errors_keep_the_app_running(watched_app: t
     proc.wait_for("[app] update #3")
     proc.wait_for("applied generation 3")
 
-    # 5. An edit that cannot be applied yet is named (file, member, kind) and nothing of it is applied.
+    # 5. A rude edit (a signature change) is named (file, member, kind) and nothing of the save is applied.
     text = greeting.read_text().replace("let multiplier () = 3", "let multiplier () = 4")
-    greeting.write_text(text + "\nlet brandNew () = 42\n")
-    refused = proc.wait_for("added method")
-    assert "SampleApp.Greeting.brandNew" in refused and "Greeting.fs:" in refused
+    greeting.write_text(text.replace("let multiplier () = 4", "let multiplier (k: int) = 4 + k")
+                        .replace("tick * multiplier ()", "tick * multiplier 0"))
+    refused = proc.wait_for("signature change")
+    assert "SampleApp.Greeting.multiplier" in refused and "Greeting.fs:" in refused
     line = proc.wait_for("| score")
     tick, score = int(line.split()[1].rstrip(":")), int(line.split("score ")[1].split()[0])
     assert score == tick * 3  # the multiplier edit in the same save was not applied either
     assert proc.proc.poll() is None
+
+    # 6. An added function and a new lambda apply live; the moved code below them keeps running.
+    greeting.write_text(text.replace("let multiplier () = 4", "let bonus () = [1; 2] |> List.map (fun b -> b * 5) "
+                                     "|> List.sum\n\nlet multiplier () = 4 + bonus ()"))
+    proc.wait_for("+SampleApp.Greeting.bonus")
+    line = proc.wait_for("| score")
+    tick, score = int(line.split()[1].rstrip(":")), int(line.split("score ")[1].split()[0])
+    assert score == tick * 19
