@@ -253,7 +253,9 @@ class DeltaBuilder:
         # Rows for every added definition first: bodies and signatures may refer to any of them.
         for rid in diff.added_types:
             self.new_defs[names.key(T.TypeDef, rid)] = token(T.TypeDef, self._next(T.TypeDef))
-        for rid in diff.added_fields:
+        # a data field whose data went back to what an earlier generation added already exists
+        added_fields = [rid for rid in diff.added_fields if names.key(T.Field, rid) not in base.defs]
+        for rid in added_fields:
             self.new_defs[names.key(T.Field, rid)] = token(T.Field, self._next(T.Field))
         # a method deleted earlier and now back with the same signature continues its running row
         revived = [rid for rid in diff.added_methods if names.key(T.MethodDef, rid) in base.defs]
@@ -263,7 +265,7 @@ class DeltaBuilder:
 
         for rid in diff.added_types:
             self._add_type(rid)
-        for rid in diff.added_fields:
+        for rid in added_fields:
             self._add_field(rid)
         for rid in added_methods:
             self._add_method(rid)
@@ -400,9 +402,12 @@ class DeltaBuilder:
         for offset, f in md.rows(T.FieldLayout):
             if f == rid:
                 self._add_row(T.FieldLayout, (offset, running))
-        if any(f == rid for _rva, f in md.rows(T.FieldRva)):
-            raise UnsupportedEdit(Refusal("added field with initial data (RVA)", self.context,
-                                          "array or constant data blobs are not supported yet"))
+        data = self.new.field_data(rid)
+        if data is not None:  # AddFieldRva: the data follows the bodies in the IL delta, the RVA is its offset
+            while len(self.il) % 8:
+                self.il.append(0)
+            self._add_row(T.FieldRva, (len(self.il), running))
+            self.il += data
         self._constant(T.Field, rid, running)
         self._attributes(T.Field, rid, running)
 

@@ -62,19 +62,19 @@ class Diff:
         out = [c.name for c in self.changed]
         if self.new is not None:
             names = self.new.names
-            out += [f"+{names.typedef_name(r)}" for r in self.added_types if "@" not in names.own_name(T.TypeDef, r)]
+            out += [f"+{_type_display('T:' + names.typedef_name(r))}" for r in self.added_types if "@" not in names.own_name(T.TypeDef, r)]
             added_types = set(self.added_types)
             out += [f"+{display_name(names.key(T.MethodDef, m))}" for m in self.added_methods
                     if names.method_owner[m] not in added_types and "@" not in names.own_name(T.MethodDef, m)]
             out += [f"+{display_name(names.key(T.Field, f))}" for f in self.added_fields
-                    if names.field_owner[f] not in added_types]
+                    if names.field_owner[f] not in added_types and "@" not in names.own_name(T.Field, f)]
         out += [f"-{display_name(k)}" for k in self.deleted if "@" not in k.split("|")[0].rpartition("::")[2]]
         out += [f"[attributes] {_member_of(k)}" for k in self.attributes]
         return out
 
 
 def _type_display(key: str) -> str:
-    return key[2:]
+    return key[2:].replace("\u2502", "|")
 
 
 def _member_of(key: str) -> str:
@@ -205,14 +205,16 @@ class _Differ:
                 if new.names.own_name(T.Field, rid) != "init@":
                     self.refuse("added module-level value", _module_value(name),
                                 "module initializers already ran, so the new value would never be set")
+            elif rid in new.field_rvas and not self.needs("AddFieldRva", "changing array literal data", name):
+                continue
             elif self.needs("GenericAddFieldToExistingType" if self.is_generic_type(new, owner) else
                             "AddStaticFieldToExistingType" if new.field_flags(rid) & 0x10 else
                             "AddInstanceFieldToExistingType", "adding fields", name):
                 result.added_fields.append(rid)
         for key in sorted(removed):
             name = display_name(key)
-            if name in retyped:
-                continue
+            if name in retyped or old.fields[key] in old.field_rvas:
+                continue  # data fields are replaced, never removed (see match.py)
             owner_name = _owner_name(key)
             if self.layout_fixed(owner_name, old.types["T:" + owner_name], build=old):
                 self.refuse("record field, union case or struct layout change", owner_name,

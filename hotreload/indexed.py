@@ -7,8 +7,12 @@ from functools import cached_property
 
 from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
 from .metadata.reader import Assembly
-from .metadata.schema import HasCustomAttribute, HasSemantics, T, TypeOrMethodDef
+from .metadata.schema import HasCustomAttribute, HasSemantics, T, TypeDefOrRef, TypeOrMethodDef
+from .metadata.sigs import read_compressed
 from .names import Names
+
+_PRIMITIVE_SIZES = {0x02: 1, 0x04: 1, 0x05: 1, 0x03: 2, 0x06: 2, 0x07: 2, 0x08: 4, 0x09: 4, 0x0C: 4, 0x0A: 8, 0x0B: 8,
+                    0x0D: 8}
 
 
 class Build:
@@ -44,6 +48,25 @@ class Build:
         rows = self.asm.md.rows(T.MethodDef)
         end = rows[method_rid][5] if method_rid < len(rows) else len(self.asm.md.rows(T.Param)) + 1
         return range(rows[method_rid - 1][5], end)
+
+    @cached_property
+    def field_rvas(self) -> dict[int, int]:
+        """Field row -> RVA of its initial data (array literals and other mapped data)."""
+        return {field_rid: rva for rva, field_rid in self.asm.md.rows(T.FieldRva)}
+
+    def field_data(self, rid: int) -> bytes | None:
+        """The initial data of a field mapped to an RVA (array literals), or None for ordinary fields."""
+        rva = self.field_rvas.get(rid)
+        if rva is None:
+            return None
+        sig = self.asm.md.blob(self.asm.md.row(T.Field, rid)[2])
+        size = _PRIMITIVE_SIZES.get(sig[1], 0) if len(sig) > 1 else 0
+        if len(sig) > 2 and sig[1] in (0x11, 0x12):  # VALUETYPE/CLASS: the ClassLayout size of that TypeDef
+            coded, _ = read_compressed(sig, 2)
+            table, type_rid = TypeDefOrRef.decode(coded)
+            if table == T.TypeDef:
+                size = next((s for _p, s, parent in self.asm.md.rows(T.ClassLayout) if parent == type_rid), 0)
+        return self.asm.body_at(rva)[:size] if size else self.asm.body_at(rva)[:64]
 
     @cached_property
     def fsharp_kinds(self) -> dict[int, int]:

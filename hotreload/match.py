@@ -9,6 +9,7 @@ one lambda's code in place of another in closures that are already alive.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable
@@ -118,7 +119,31 @@ class _Matcher:
         self.match_types()
         self.match_members(T.MethodDef, self.method_full, self.method_shape)
         self.match_members(T.Field, self.field_shape, self.field_shape)
+        self.match_data_fields()
         return self.result
+
+    def match_data_fields(self) -> None:
+        """Fields holding initial data (array literals) are named by their data in the running module.
+
+        The runtime cannot change a field's data, so new data means a new field (AddFieldRva): the new build's
+        field gets a name that includes a hash of its data, and every method loading it becomes a change.
+        """
+        old, new = self.old, self.new
+        running: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+        for rid in old.field_rvas:
+            own = old.names.own_name(T.Field, rid)
+            owner = old.names.typedef_name(old.names.field_owner[rid])
+            running[(owner, own.split("#", 1)[0])] = (own, old.field_data(rid))
+        for rid in new.field_rvas:
+            own = self.result.renames.get((T.Field, rid)) or new.names.own_name(T.Field, rid)
+            owner = self.new_type_name(new.names.field_owner[rid])
+            data = new.field_data(rid)
+            known = running.get((owner, own))
+            if known is None:
+                continue  # an added data field: added as it is
+            name = known[0] if known[1] == data else f"{own}#{hashlib.sha1(data or b'').hexdigest()[:10]}"
+            if name != own:
+                self.result.renames[(int(T.Field), rid)] = name
 
     def _depth(self, rid: int) -> int:
         depth = 0

@@ -19,6 +19,10 @@ from .metadata.schema import (
 )
 from .metadata.sigs import map_signature, map_type_signature
 
+# '|' separates a key's name from its signature; names that contain it (F# active patterns: `|Even|Odd|`)
+# carry this stand-in inside keys, and display_name shows '|' again
+_BAR = "\u2502"
+
 
 class Names:
     """Keys for every TypeDef/TypeRef/TypeSpec/member/reference of one assembly (memoized)."""
@@ -65,7 +69,7 @@ class Names:
     # ---- keys -------------------------------------------------------------------------------------
     def typedef_name(self, rid: int) -> str:
         _flags, _name, ns, *_ = self.md.row(T.TypeDef, rid)
-        own = self.own_name(T.TypeDef, rid)
+        own = self.own_name(T.TypeDef, rid).replace("|", _BAR)
         if rid in self.enclosing:
             return self.typedef_name(self.enclosing[rid]) + "/" + own
         nspace = self.md.string(ns)
@@ -120,10 +124,11 @@ class Names:
         if t == T.MethodDef:
             r = md.row(T.MethodDef, row)
             owner = self.typedef_name(self.method_owner[row])
-            return f"M:{owner}::{self.own_name(T.MethodDef, row)}|{self.sig(r[4])}"
+            return f"M:{owner}::{self.own_name(T.MethodDef, row).replace('|', _BAR)}|{self.sig(r[4])}"
         if t == T.Field:
             r = md.row(T.Field, row)
-            return f"F:{self.typedef_name(self.field_owner[row])}::{self.own_name(T.Field, row)}|{self.sig(r[2])}"
+            own = self.own_name(T.Field, row).replace("|", _BAR)
+            return f"F:{self.typedef_name(self.field_owner[row])}::{own}|{self.sig(r[2])}"
         if t == T.MemberRef:
             parent, name, sig = md.row(T.MemberRef, row)
             ptable, prow = MemberRefParent.decode(parent)
@@ -162,4 +167,4 @@ class Names:
 def display_name(method_key: str) -> str:
     """'M:Ns.Type::name|sig' -> 'Ns.Type.name' for messages."""
     body = method_key.split(":", 1)[1].split("|", 1)[0]
-    return body.replace("::", ".")
+    return body.replace("::", ".").replace(_BAR, "|")

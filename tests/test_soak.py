@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = [pytest.mark.runtime, pytest.mark.soak]
+pytestmark = [pytest.mark.runtime, pytest.mark.soak, pytest.mark.timeout(2400)]
 
 GENERATIONS = 100
 
