@@ -285,6 +285,14 @@ class DeltaBuilder:
             self.context = key[2:]
             self._set_attributes(table, base.defs[key] & 0xFFFFFF, new_rid)
 
+        if self.new_pdb is not None:  # same code, new lines: only the PDB delta carries them
+            for change in diff.moved:
+                running = base.defs.get(change.key)
+                if running is not None and token(T.MethodDef, running & 0xFFFFFF) not in self.method_tokens.values():
+                    info = self.new_pdb.method_info(change.new_rid)
+                    info.local_signature = self._running_local_signature(running & 0xFFFFFF)
+                    self.debug.append((running & 0xFFFFFF, info))
+
         metadata, enc_id, guids = self._metadata(generation)
         added = [0] * TABLE_COUNT
         for t in self.rows:
@@ -301,6 +309,15 @@ class DeltaBuilder:
             user_strings_added=len(self.user_strings.data) + (-len(self.user_strings.data) % 4),
             guid_size=len(guids), enc_id=enc_id,
         )
+
+    def _running_local_signature(self, rid: int) -> int:
+        """StandAloneSig row of the running body of method `rid` (0 when it has no locals)."""
+        row = self._running_method_row(rid)
+        rva = row[0]
+        if not rva or rid in self.base.method_rows:
+            return 0
+        body = self.base.build0.body(rid)
+        return body.local_sig & 0xFFFFFF if body is not None else 0
 
     def _next(self, table: T) -> int:
         """Reserves the next row id of a definition table (TypeDef, Field, MethodDef) for an added definition."""

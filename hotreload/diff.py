@@ -16,6 +16,7 @@ from .indexed import Build
 from .match import match_builds
 from .metadata.schema import T
 from .names import display_name
+from .pdb import Pdb
 from .refusal import Refusal
 
 __all__ = ["Build", "ChangedMethod", "Diff", "Refusal", "diff_builds"]
@@ -49,6 +50,7 @@ class Diff:
     deleted: list[str] = field(default_factory=list)  # method keys whose running body must throw from now on
     removed_types: list[str] = field(default_factory=list)  # left loaded and unused
     attributes: list[str] = field(default_factory=list)  # keys of existing entities whose attributes changed
+    moved: list[ChangedMethod] = field(default_factory=list)  # same code, new source lines (sequence points)
     refusals: list[Refusal] = field(default_factory=list)
 
     @property
@@ -348,15 +350,41 @@ class _Differ:
         return self.result
 
 
-def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = None) -> Diff:
+def _moved(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb, result: Diff) -> list[ChangedMethod]:
+    """Methods whose code is the same but whose sequence points moved (lines inserted or removed above)."""
+    changed = {c.key for c in result.changed}
+    old_rows = old_pdb.md.rows(T.MethodDebugInformation)
+    new_rows = new_pdb.md.rows(T.MethodDebugInformation)
+    out: list[ChangedMethod] = []
+    for key, nrid in new.methods.items():
+        orid = old.methods.get(key)
+        if orid is None or key in changed or orid > len(old_rows) or nrid > len(new_rows):
+            continue
+        old_blob, new_blob = old_pdb.md.blob(old_rows[orid - 1][1]), new_pdb.md.blob(new_rows[nrid - 1][1])
+        if old_blob == new_blob:
+            continue
+        before, after = old_pdb.method_info(orid), new_pdb.method_info(nrid)
+        if [(p.il_offset, old_pdb.document_name(p.document), p.start_line, p.start_column, p.end_line, p.end_column)
+                for p in before.points] != \
+                [(p.il_offset, new_pdb.document_name(p.document), p.start_line, p.start_column, p.end_line,
+                  p.end_column) for p in after.points]:
+            out.append(ChangedMethod(key, orid, nrid))
+    return out
+
+
+def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = None,
+                pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Diff:
     """What changed from `old` (the running code, running names) to `new` (a fresh build).
 
     `Diff.new` is `new` seen with running names for entities that only moved; it is what the delta writer
     reads and what the next diff compares against. `capabilities` (the runtime's) turns edits the runtime
-    cannot take into refusals; None assumes everything the delta writer supports.
+    cannot take into refusals; None assumes everything the delta writer supports. With both builds' PDBs
+    (old, new), methods that only moved lines are listed in `Diff.moved`.
     """
     matching = match_builds(old, new)
     canonical = new.renamed(matching.renames)
     result = _Differ(old, canonical, capabilities).run()
     result.refusals = matching.refusals + result.refusals
+    if pdbs[0] is not None and pdbs[1] is not None:
+        result.moved = _moved(old, canonical, pdbs[0], pdbs[1], result)
     return result

@@ -173,7 +173,7 @@ class Session:
             return self._record(Outcome("compile-error", errors=result.errors, timings=timings))
         t = time.perf_counter()
         new_build, new_pdb = load_build(str(result.dll))
-        diff = diff_builds(self.previous, new_build, self.capabilities)
+        diff = diff_builds(self.previous, new_build, self.capabilities, (self.previous_pdb, new_pdb))
         assert diff.new is not None
         new_build = diff.new  # with running names for compiler-generated code that only moved
         timings["diff"] = time.perf_counter() - t
@@ -182,8 +182,14 @@ class Session:
                                  for r in diff.refusals], timings)
         if diff.empty:
             self.previous, self.previous_pdb = new_build, new_pdb
-            self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply")
-            return self._record(Outcome("no-change", timings=timings))
+            message = ""
+            if diff.moved and new_pdb is not None:  # same code on new lines: stack traces follow, nothing to apply
+                baseline = self.updater.baseline
+                self.updater.lines.update_from(new_pdb, {baseline.defs[c.key] & 0xFFFFFF: c.new_rid
+                                                         for c in diff.moved if c.key in baseline.defs})
+                message = f"; line numbers updated for {len(diff.moved)} moved method(s)"
+            self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply{message}")
+            return self._record(Outcome("no-change", timings=timings, message=message.lstrip("; ")))
         t = time.perf_counter()
         try:
             delta = build_delta(self.updater.baseline, new_build, new_pdb, diff)
