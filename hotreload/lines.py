@@ -14,10 +14,12 @@ the debugger's version numbers need an attached debugger, and ApplyUpdate refuse
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import os
 import struct
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -159,10 +161,10 @@ class _EncCount:
 
     WINDOW = 0x1000  # bytes of the Module object scanned (the field sits at 0x350 on .NET 10.0 x64)
 
-    def __init__(self, module: Any, count: int) -> None:
+    def __init__(self, address: int, count: int) -> None:
         if not os.path.exists("/proc/self/mem"):
             raise LinesUnavailable("finding the runtime's update count needs /proc/self/mem (Linux)")
-        self.address = _native_module(module)
+        self.address = address  # of the Module object
         self.true_count = count  # what the runtime would hold had we never written it
         self.value = count  # what it holds now
         self.offset: int | None = None
@@ -190,18 +192,35 @@ class _EncCount:
             raise LinesUnavailable(f"the runtime's update count is {field.value}, expected {expected}")
         return field
 
-    def reset(self) -> bool:
-        """Call once after each ApplyUpdate; True when the count is back at 1 (False: still narrowing down)."""
+    def _narrow(self, value: int) -> None:
+        values = self._scan()
+        self.candidates = {off for off in self.candidates if values.get(off) == value}
+
+    def before(self) -> None:
+        """Just before ApplyUpdate: drop candidates that moved on their own since the last look."""
+        if self.offset is None:
+            self._narrow(self.value)
+
+    def after(self) -> None:
+        """Just after ApplyUpdate: keep the candidates that went n -> n+1, and of those, the ones that then hold
+        still (the count changes only inside ApplyUpdate; neighbouring memory may be busy)."""
         self.true_count += 1
         self.value += 1
+        for _ in range(3 if self.offset is None else 0):
+            self._narrow(self.value)
+            if len(self.candidates) <= 1:
+                break
+            time.sleep(0.002)
         if self.offset is None:
-            values = self._scan()
-            self.candidates = {off for off in self.candidates if values.get(off) == self.value}
             if not self.candidates:
                 raise LinesUnavailable("could not find the runtime's update count in the module")
-            if len(self.candidates) > 1:
-                return False
-            self.offset = self.candidates.pop()
+            if len(self.candidates) == 1:
+                self.offset = self.candidates.pop()
+
+    def reset(self) -> bool:
+        """After `after`: put the count back to 1; False while its place is still ambiguous (next update)."""
+        if self.offset is None:
+            return False
         self._field(self.value).value = 1
         self.value = 1
         return True
@@ -265,7 +284,7 @@ class LineInfo:
         self._providers: list[Any] = []  # installed, newest last
         self._count: _EncCount | None = None
         try:  # before the first ApplyUpdate: the count is found by watching it change
-            self._count = _EncCount(assembly.ManifestModule, generation + 1)
+            self._count = _EncCount(_native_module(assembly.ManifestModule), generation + 1)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             self._fail(exc)
 
@@ -273,10 +292,8 @@ class LineInfo:
         """Stop for good; frames of the module then show no file/line (as without LineInfo), never stale ones."""
         self.problem = "stack traces of updated code will show no file/line: " + str(exc).splitlines()[0]
         if self._count is not None:
-            try:
+            with contextlib.suppress(Exception):  # nothing more can be done
                 self._count.restore()
-            except Exception:  # noqa: BLE001 - nothing more can be done
-                pass
         self._count = None
 
     def _report(self) -> str | None:
@@ -292,6 +309,15 @@ class LineInfo:
             self._running_docs = {rid: name for name, rid in pdb.documents().items()}
         return self._image
 
+    def before_apply(self) -> None:
+        """Just before ApplyUpdate (optional, sharpens finding the runtime's update count)."""
+        with self.lock:
+            if self._count is not None:
+                try:
+                    self._count.before()
+                except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                    self._fail(exc)
+
     def applied(self, pdb_delta: bytes) -> str | None:
         """After a successful ApplyUpdate: install the sequence points of the PDB delta that went with it (rows
         keyed by running method rid), then let the runtime read them. Returns a problem once, else None."""
@@ -299,6 +325,8 @@ class LineInfo:
             if self.problem:
                 return self._report()
             try:
+                if self._count is not None:
+                    self._count.after()
                 image = self._ensure_image()
                 methods, names = read_pdb_delta(pdb_delta, self._running_docs) if pdb_delta else ({}, {})
                 self._running_docs.update(names)
