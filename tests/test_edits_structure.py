@@ -214,3 +214,26 @@ def test_renamed_types_keep_running_names_across_generations(fsharp_project: Any
     assert {k for k in p.session.previous.types if "@" in k} == closures
     assert p.session.updater is not None
     assert p.session.updater.baseline.row_counts[T.TypeDef] == p.session.previous.asm.md.row_counts[T.TypeDef]
+
+
+def test_line_shift_only_edit_updates_stack_trace_lines(fsharp_project: Any) -> None:
+    """Blank lines inserted above: no code changes, nothing applied, yet a throw reports its new line."""
+    from System import Array, Int32, Object  # type: ignore[import-not-found]
+
+    source = "module Demo.Lib\n\nlet fail (x: int) : int =\n    if x > 0 then\n        failwith \"boom\"\n    x\n"
+    p = fsharp_project({"Lib.fs": source})
+
+    def thrown_at() -> str:
+        try:
+            p.session.app.find_method("Demo.Lib.fail").Invoke(None, Array[Object]([Int32(1)]))
+        except Exception as exc:  # noqa: BLE001 - TargetInvocationException around the F# failure
+            return next(line for line in str(exc.InnerException.ToString()).splitlines()  # type: ignore[attr-defined]
+                        if "Demo.Lib.fail(" in line)
+        raise AssertionError("fail did not throw")
+
+    p.edit("Lib.fs", source.replace("x\n", "x + 1\n"))  # one real update: the module is now an updated one
+    assert thrown_at().endswith("Lib.fs:line 5")
+    outcome = p.save("Lib.fs", source.replace("module Demo.Lib\n", "module Demo.Lib\n\n\n\n").replace("x\n", "x + 1\n"))
+    assert outcome.kind == "no-change" and "line numbers updated" in outcome.message, outcome.message
+    assert thrown_at().endswith("Lib.fs:line 8")
+    assert p.session.generation == 1
