@@ -60,6 +60,7 @@ class Updater:
             if delta.generation != self.baseline.generation + 1:
                 raise ApplyFailed(f"delta generation {delta.generation} does not follow {self.baseline.generation}")
             start = time.perf_counter()
+            self.lines.before_apply()  # hook (hotreload.lines); never raises
             try:
                 self.applier.apply(self.app.assembly, delta.metadata, delta.il, delta.pdb)
             except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception

@@ -283,6 +283,10 @@ class LineInfo:
         self._running_docs: dict[int, str] = {}  # Document rids of the running PDB (baseline + deltas) -> path
         self._providers: list[Any] = []  # installed, newest last
         self._count: _EncCount | None = None
+        if os.environ.get("HOTRELOAD_STACK_LINES", "1") == "0":  # opt out of touching the runtime's state
+            self.problem = "stack-trace lines for updated code are off (HOTRELOAD_STACK_LINES=0)"
+            self._reported = True
+            return
         try:  # before the first ApplyUpdate: the count is found by watching it change
             self._count = _EncCount(_native_module(assembly.ManifestModule), generation + 1)
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
