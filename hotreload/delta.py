@@ -66,6 +66,7 @@ class Delta:
     new_method_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)
     new_property_maps: dict[int, int] = field(default_factory=dict)
     attribute_rows: dict[int, list[int]] = field(default_factory=dict)  # parent -> its CA rows from now on
+    local_signatures: dict[int, int] = field(default_factory=dict)  # method row -> its body's StandAloneSig row
     new_user_strings: dict[str, int] = field(default_factory=dict)
     new_documents: dict[str, int] = field(default_factory=dict)
     added_rows: list[int] = field(default_factory=lambda: [0] * TABLE_COUNT)
@@ -104,19 +105,15 @@ class Baseline:
         self.documents = pdb.documents() if pdb else {}
         self.module_row = md.row(T.Module, 1)
         self.method_rows: dict[int, tuple[int, ...]] = {}  # rows of methods added by deltas
-        self._attribute_rows: dict[int, list[int]] | None = None  # HasCustomAttribute parent -> CA rows (live)
-        self.attribute_changes: dict[int, list[int]] = {}
+        self.local_signatures: dict[int, int] = {}  # method row -> StandAloneSig row of the body a delta sent
+        self.attribute_changes: dict[int, list[int]] = {}  # parent -> its CA rows, where deltas changed them
         self.property_maps = {parent: i for i, (parent, _first) in enumerate(md.rows(T.PropertyMap), 1)}
 
     def attribute_rows(self, parent: int) -> list[int]:
         """CustomAttribute rows the running module has for `parent` (a HasCustomAttribute coded index)."""
         if parent in self.attribute_changes:
             return list(self.attribute_changes[parent])
-        if self._attribute_rows is None:
-            self._attribute_rows = {}
-            for i, row in enumerate(self.build0.asm.md.rows(T.CustomAttribute), 1):
-                self._attribute_rows.setdefault(row[0], []).append(i)
-        return list(self._attribute_rows.get(parent, []))
+        return [i for i, _row in self.build0.rows_of(T.CustomAttribute, 0, parent)]
 
     def commit(self, delta: Delta) -> None:
         """Advance to the generation `delta` produced; call only after the runtime accepted it."""
@@ -126,6 +123,7 @@ class Baseline:
         self.method_rows.update(delta.new_method_rows)
         self.property_maps.update(delta.new_property_maps)
         self.attribute_changes.update(delta.attribute_rows)
+        self.local_signatures.update(delta.local_signatures)
         self.user_strings.update(delta.new_user_strings)
         self.documents.update(delta.new_documents)
         for i in range(TABLE_COUNT):
@@ -158,6 +156,7 @@ class DeltaBuilder:
         self.attribute_rows: dict[int, list[int]] = {}
         self.new_user_strings: dict[str, int] = {}
         self._reserved: dict[T, int] = {}
+        self._deleted_refs: tuple[int, int] | None = None
         self.context = ""
 
     # ---- token mapping -------------------------------------------------------------------------
@@ -288,11 +287,12 @@ class DeltaBuilder:
         if self.new_pdb is not None:  # same code, new lines: only the PDB delta carries them
             for change in diff.moved:
                 running = base.defs.get(change.key)
-                if running is not None and token(T.MethodDef, running & 0xFFFFFF) not in self.method_tokens.values():
+                if running is not None:  # (moved methods are never also changed, added or deleted)
                     info = self.new_pdb.method_info(change.new_rid)
                     info.local_signature = self._running_local_signature(running & 0xFFFFFF)
                     self.debug.append((running & 0xFFFFFF, info))
 
+        moved_rids = {base.defs[c.key] & 0xFFFFFF for c in diff.moved if c.key in base.defs}
         metadata, enc_id, guids = self._metadata(generation)
         added = [0] * TABLE_COUNT
         for t in self.rows:
@@ -303,6 +303,7 @@ class DeltaBuilder:
             method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(), new_rids=self.new_rids,
             new_refs=self.new_refs, new_defs=self.new_defs, new_method_rows=self.new_method_rows,
             new_property_maps=self.new_property_maps, attribute_rows=self.attribute_rows,
+            local_signatures={rid: info.local_signature for rid, info in self.debug if rid not in moved_rids},
             new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
             added_pdb_rows=pdb_added, strings_added=len(self.strings.data),
             blobs_added=len(self.blobs.data) + (-len(self.blobs.data) % 4),
@@ -312,11 +313,10 @@ class DeltaBuilder:
 
     def _running_local_signature(self, rid: int) -> int:
         """StandAloneSig row of the running body of method `rid` (0 when it has no locals)."""
-        row = self._running_method_row(rid)
-        rva = row[0]
-        if not rva or rid in self.base.method_rows:
-            return 0
-        body = self.base.build0.body(rid)
+        known = self.base.local_signatures.get(rid)
+        if known is not None:
+            return known
+        body = self.base.build0.body(rid) if rid <= len(self.base.build0.asm.md.rows(T.MethodDef)) else None
         return body.local_sig & 0xFFFFFF if body is not None else 0
 
     def _next(self, table: T) -> int:
@@ -359,28 +359,20 @@ class DeltaBuilder:
         parent = HasCustomAttribute.encode(table, rid)
         running_parent = HasCustomAttribute.encode(table, running)
         rows = self.attribute_rows.setdefault(running_parent, [])
-        for p, ctor, value in self.md.rows(T.CustomAttribute):
-            if p == parent:
-                rows.append(self._add_row(T.CustomAttribute, (running_parent, self._coded(CustomAttributeType, ctor),
-                                                              self.blobs.add(self.md.blob(value)))))
+        for _i, (_p, ctor, value) in self.new.rows_of(T.CustomAttribute, 0, parent):
+            rows.append(self._add_row(T.CustomAttribute, (running_parent, self._coded(CustomAttributeType, ctor),
+                                                          self.blobs.add(self.md.blob(value)))))
 
     def _constant(self, table: T, rid: int, running: int) -> None:
-        parent = HasConstant.encode(table, rid)
-        for kind, p, value in self.md.rows(T.Constant):
-            if p == parent:
-                self._add_row(T.Constant, (kind, HasConstant.encode(table, running), self.blobs.add(self.md.blob(value))))
+        for _i, (kind, _p, value) in self.new.rows_of(T.Constant, 1, HasConstant.encode(table, rid)):
+            self._add_row(T.Constant, (kind, HasConstant.encode(table, running), self.blobs.add(self.md.blob(value))))
 
     def _generic_params(self, table: T, rid: int, running: int) -> None:
-        owner = TypeOrMethodDef.encode(table, rid)
-        constraints = self.md.rows(T.GenericParamConstraint)
-        for i, (number, flags, o, name) in enumerate(self.md.rows(T.GenericParam), 1):
-            if o != owner:
-                continue
+        for i, (number, flags, _o, name) in self.new.rows_of(T.GenericParam, 2, TypeOrMethodDef.encode(table, rid)):
             gp = self._add_row(T.GenericParam, (number, flags, TypeOrMethodDef.encode(table, running),
                                                 self.strings.add(self.md.string(name))))
-            for c_owner, constraint in constraints:
-                if c_owner == i:
-                    self._add_row(T.GenericParamConstraint, (gp, self._coded(TypeDefOrRef, constraint)))
+            for _c, (_owner, constraint) in self.new.rows_of(T.GenericParamConstraint, 0, i):
+                self._add_row(T.GenericParamConstraint, (gp, self._coded(TypeDefOrRef, constraint)))
 
     def _add_type(self, rid: int) -> None:
         md, names = self.md, self.new.names
@@ -392,16 +384,13 @@ class DeltaBuilder:
         enclosing = names.enclosing.get(rid)
         if enclosing:
             self._add_row(T.NestedClass, (running, self._def_rid(T.TypeDef, enclosing)))
-        for cls, iface in md.rows(T.InterfaceImpl):
-            if cls == rid:
-                self._add_row(T.InterfaceImpl, (running, self._coded(TypeDefOrRef, iface)))
-        for cls, body, decl in md.rows(T.MethodImpl):
-            if cls == rid:
-                self._add_row(T.MethodImpl, (running, self._coded(MethodDefOrRef, body),
-                                             self._coded(MethodDefOrRef, decl)))
-        for packing, size, parent in md.rows(T.ClassLayout):
-            if parent == rid:
-                self._add_row(T.ClassLayout, (packing, size, running))
+        new = self.new
+        for _i, (_cls, iface) in new.rows_of(T.InterfaceImpl, 0, rid):
+            self._add_row(T.InterfaceImpl, (running, self._coded(TypeDefOrRef, iface)))
+        for _i, (_cls, body, decl) in new.rows_of(T.MethodImpl, 0, rid):
+            self._add_row(T.MethodImpl, (running, self._coded(MethodDefOrRef, body), self._coded(MethodDefOrRef, decl)))
+        for _i, (packing, size, _parent) in new.rows_of(T.ClassLayout, 2, rid):
+            self._add_row(T.ClassLayout, (packing, size, running))
         self._generic_params(T.TypeDef, rid, running)
         self._attributes(T.TypeDef, rid, running)
 
@@ -416,9 +405,8 @@ class DeltaBuilder:
         self.context = display_name(names.key(T.Field, rid))
         self._log_add(T.Field, self._owner_token(T.Field, rid), _ADD_FIELD)
         self._add_row(T.Field, (flags, self.strings.add(names.own_name(T.Field, rid)), self._sig(sig)), running)
-        for offset, f in md.rows(T.FieldLayout):
-            if f == rid:
-                self._add_row(T.FieldLayout, (offset, running))
+        for _i, (offset, _f) in self.new.rows_of(T.FieldLayout, 1, rid):
+            self._add_row(T.FieldLayout, (offset, running))
         data = self.new.field_data(rid)
         if data is not None:  # AddFieldRva: the data follows the bodies in the IL delta, the RVA is its offset
             while len(self.il) % 8:
@@ -468,12 +456,8 @@ class DeltaBuilder:
             return
         rid = running & 0xFFFFFF
         name = display_name(key)
-        runtime = self._system_runtime()
+        exc_ctor, attr_ctor = self._deletion_refs()
         message = f"{name} was deleted by hot reload (the source no longer defines it); restart to drop it."
-        exc_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, runtime),
-                                             self.strings.add("MissingMethodException"), self.strings.add("System")))
-        exc_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, exc_type), self.strings.add(".ctor"),
-                                               self.blobs.add(b"\x20\x01\x01\x0e")))
         code = (b"\x72" + struct.pack("<I", 0x70000000 | self._user_string(message))
                 + b"\x73" + struct.pack("<I", token(T.MemberRef, exc_ctor)) + b"\x7a")
         while len(self.il) % 4:
@@ -483,15 +467,26 @@ class DeltaBuilder:
         self.method_tokens[key] = running
         self.method_il[key] = code
         self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
-        attr_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, self._runtime_loader(runtime)),
-                                              self.strings.add("MetadataUpdateDeletedAttribute"),
-                                              self.strings.add("System.Runtime.CompilerServices")))
-        attr_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, attr_type),
-                                                self.strings.add(".ctor"), self.blobs.add(b"\x20\x00\x01")))
         parent = HasCustomAttribute.encode(T.MethodDef, rid)
         marker = self._add_row(T.CustomAttribute, (parent, CustomAttributeType.encode(T.MemberRef, attr_ctor),
                                                    self.blobs.add(b"\x01\x00\x00\x00")))
         self.attribute_rows[parent] = self.base.attribute_rows(parent) + [marker]
+
+    def _deletion_refs(self) -> tuple[int, int]:
+        """MemberRef rows of MissingMethodException(string) and MetadataUpdateDeletedAttribute(), once per delta."""
+        if self._deleted_refs is None:
+            runtime = self._system_runtime()
+            exc_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, runtime),
+                                                 self.strings.add("MissingMethodException"), self.strings.add("System")))
+            exc_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, exc_type),
+                                                   self.strings.add(".ctor"), self.blobs.add(b"\x20\x01\x01\x0e")))
+            attr_type = self._add_row(T.TypeRef, (ResolutionScope.encode(T.AssemblyRef, self._runtime_loader(runtime)),
+                                                  self.strings.add("MetadataUpdateDeletedAttribute"),
+                                                  self.strings.add("System.Runtime.CompilerServices")))
+            attr_ctor = self._add_row(T.MemberRef, (MemberRefParent.encode(T.TypeRef, attr_type),
+                                                    self.strings.add(".ctor"), self.blobs.add(b"\x20\x00\x01")))
+            self._deleted_refs = (exc_ctor, attr_ctor)
+        return self._deleted_refs
 
     def _system_runtime(self) -> int:
         md = self.base.build0.asm.md
@@ -506,18 +501,15 @@ class DeltaBuilder:
         parent_new = HasCustomAttribute.encode(table, new_rid)
         parent = HasCustomAttribute.encode(table, running)
         wanted = [(self._coded(CustomAttributeType, ctor), self.blobs.add(self.md.blob(value)))
-                  for p, ctor, value in self.md.rows(T.CustomAttribute) if p == parent_new]
+                  for _i, (_p, ctor, value) in self.new.rows_of(T.CustomAttribute, 0, parent_new)]
         rows = self.base.attribute_rows(parent)
         for i, rid in enumerate(rows):
             if i < len(wanted):
                 self._add_row(T.CustomAttribute, (parent, *wanted[i]), rid)
             else:
                 self._add_row(T.CustomAttribute, (0, 0, 0), rid)
-        for ctor, value in wanted[len(rows):]:
-            rid = self._add_row(T.CustomAttribute, (parent, ctor, value))
-        self.attribute_rows[parent] = rows[:len(wanted)] + [
-            r for r, row in zip(self.rids[T.CustomAttribute], self.rows[T.CustomAttribute], strict=True)
-            if r > self.base.row_counts[T.CustomAttribute] and row[0] == parent]
+        added = [self._add_row(T.CustomAttribute, (parent, ctor, value)) for ctor, value in wanted[len(rows):]]
+        self.attribute_rows[parent] = rows[:len(wanted)] + added
 
     def _runtime_loader(self, system_runtime: int) -> int:
         """AssemblyRef row of System.Runtime.Loader (which forwards MetadataUpdateDeletedAttribute), added once."""
@@ -536,11 +528,7 @@ class DeltaBuilder:
     def _add_property(self, rid: int) -> None:
         md, new = self.md, self.new
         flags, name, sig = md.row(T.Property, rid)
-        owner = 0
-        for parent, first in md.rows(T.PropertyMap):
-            if first <= rid:
-                owner = parent
-        owner_running = self._def_rid(T.TypeDef, owner)
+        owner_running = self._def_rid(T.TypeDef, new.property_owner[rid])
         prop = self.base.row_counts[T.Property] + len(self.rows.get(T.Property, [])) + 1
         map_rid = self.base.property_maps.get(owner_running) or self.new_property_maps.get(owner_running)
         if map_rid is None:

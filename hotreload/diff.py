@@ -33,7 +33,7 @@ class ChangedMethod:
         return display_name(self.key)
 
 
-_UNION, _RECORD, _MODULE = 1, 2, 7
+_UNION, _RECORD = 1, 2
 _VIRTUAL = 0x40
 
 
@@ -131,8 +131,7 @@ class _Differ:
         old, new, result = self.old, self.new, self.result
         old_types, new_types = old.types, new.types
         added = [new_types[k] for k in new_types.keys() - old_types.keys()]
-        depth = {r: self._depth(new, r) for r in added}
-        for rid in sorted(added, key=lambda r: (depth[r], r)):
+        for rid in sorted(added, key=lambda r: (new.names.depth(r), r)):
             key = new.names.key(T.TypeDef, rid)
             enclosing = new.names.enclosing.get(rid)
             if enclosing and "@" not in new.names.own_name(T.TypeDef, rid) \
@@ -172,14 +171,6 @@ class _Differ:
                 params_after = cast(tuple[tuple[object, ...], ...], after[3])
                 same_params = [p[:3] for p in params_before] == [p[:3] for p in params_after]
                 self.refuse("generic constraint change" if same_params else "generic parameter change", name)
-
-    @staticmethod
-    def _depth(build: Build, rid: int) -> int:
-        d = 0
-        while rid in build.names.enclosing:
-            rid = build.names.enclosing[rid]
-            d += 1
-        return d
 
     # ---- fields --------------------------------------------------------------------------------------
     def fields(self) -> None:
@@ -302,28 +293,9 @@ class _Differ:
     # ---- properties and attributes ---------------------------------------------------------------------
     def properties(self) -> None:
         old, new, result = self.old, self.new, self.result
-        added_types = set(result.added_types)
         for key in sorted(new.properties.keys() - old.properties.keys()):
-            rid = new.properties[key]
-            owner = self._property_owner(new, rid)
-            if owner in added_types:
-                result.added_properties.append(rid)
-                continue
-            owner_name = new.names.typedef_name(owner)
-            if owner_name.startswith("<StartupCode$") or self.kind_of_old(owner_name) == _MODULE \
-                    and any(m for _s, m in new.semantics.get(rid, []) if "@" in new.names.own_name(
-                        T.MethodDef, m)):
-                continue  # a module-level value: refused with its field
-            result.added_properties.append(rid)
-
-    @staticmethod
-    def _property_owner(build: Build, prop: int) -> int:
-        maps = build.asm.md.rows(T.PropertyMap)
-        owner = 0
-        for parent, first in maps:
-            if first <= prop:
-                owner = parent
-        return owner
+            # a module-level value's property comes with its field, which is refused: nothing is written then
+            result.added_properties.append(new.properties[key])
 
     def attributes(self) -> None:
         old, new = self.old, self.new

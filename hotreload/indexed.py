@@ -23,6 +23,7 @@ class Build:
         self.renames = dict(renames or {})
         self.names = Names(asm, self.renames)
         self._normalized: dict[int, tuple[object, ...]] = {}
+        self._row_index: dict[tuple[T, int], dict[int, list[tuple[int, tuple[int, ...]]]]] = {}
 
     @classmethod
     def from_file(cls, path: str) -> Build:
@@ -33,21 +34,36 @@ class Build:
         return self if not renames else Build(self.asm, {**self.renames, **renames})
 
     # ---- members of a type ----------------------------------------------------------------------
-    def _range(self, rid: int, col: int, table: T) -> range:
-        types = self.asm.md.rows(T.TypeDef)
-        end = types[rid][col] if rid < len(types) else len(self.asm.md.rows(table)) + 1
-        return range(types[rid - 1][col], end)
+    def _range(self, owner_table: T, rid: int, col: int, member_table: T) -> range:
+        """Rows of `member_table` listed by owner `rid` (the list runs to the next owner's first row)."""
+        owners = self.asm.md.rows(owner_table)
+        end = owners[rid][col] if rid < len(owners) else len(self.asm.md.rows(member_table)) + 1
+        return range(owners[rid - 1][col], end)
 
     def methods_of(self, rid: int) -> range:
-        return self._range(rid, 5, T.MethodDef)
+        return self._range(T.TypeDef, rid, 5, T.MethodDef)
 
     def fields_of(self, rid: int) -> range:
-        return self._range(rid, 4, T.Field)
+        return self._range(T.TypeDef, rid, 4, T.Field)
 
     def params_of(self, method_rid: int) -> range:
-        rows = self.asm.md.rows(T.MethodDef)
-        end = rows[method_rid][5] if method_rid < len(rows) else len(self.asm.md.rows(T.Param)) + 1
-        return range(rows[method_rid - 1][5], end)
+        return self._range(T.MethodDef, method_rid, 5, T.Param)
+
+    def rows_of(self, table: T, column: int, value: int) -> list[tuple[int, tuple[int, ...]]]:
+        """(row id, row) of `table` whose `column` holds `value` (a parent, owner or class), indexed once."""
+        index = self._row_index.get((table, column))
+        if index is None:
+            index = self._row_index[(table, column)] = {}
+            for i, row in enumerate(self.asm.md.rows(table), 1):
+                index.setdefault(row[column], []).append((i, tuple(row)))
+        return index.get(value, [])
+
+    @cached_property
+    def property_owner(self) -> dict[int, int]:
+        """Property row -> the TypeDef row that declares it."""
+        maps = self.asm.md.rows(T.PropertyMap)
+        return {prop: parent for i, (parent, _first) in enumerate(maps, 1)
+                for prop in self._range(T.PropertyMap, i, 1, T.Property)}
 
     @cached_property
     def field_rvas(self) -> dict[int, int]:
@@ -65,7 +81,7 @@ class Build:
             coded, _ = read_compressed(sig, 2)
             table, type_rid = TypeDefOrRef.decode(coded)
             if table == T.TypeDef:
-                size = next((s for _p, s, parent in self.asm.md.rows(T.ClassLayout) if parent == type_rid), 0)
+                size = next((row[1] for _i, row in self.rows_of(T.ClassLayout, 2, type_rid)), 0)
         return self.asm.body_at(rva)[:size] if size else self.asm.body_at(rva)[:64]
 
     @cached_property
@@ -174,20 +190,11 @@ class Build:
     def properties(self) -> dict[str, int]:
         """'Type::Name|sig' -> Property row."""
         md = self.asm.md
-        maps = md.rows(T.PropertyMap)
-        count = len(md.rows(T.Property))
         out: dict[str, int] = {}
-        for i, (parent, first) in enumerate(maps):
-            end = maps[i + 1][1] if i + 1 < len(maps) else count + 1
-            for p in range(first, end):
-                _flags, name, sig = md.row(T.Property, p)
-                out[f"{self.names.typedef_name(parent)}::{md.string(name)}|{self.names.sig(sig)}"] = p
+        for prop, parent in self.property_owner.items():
+            _flags, name, sig = md.row(T.Property, prop)
+            out[f"{self.names.typedef_name(parent)}::{md.string(name)}|{self.names.sig(sig)}"] = prop
         return out
-
-    @cached_property
-    def property_map(self) -> dict[int, int]:
-        """TypeDef row -> its PropertyMap row."""
-        return {parent: i for i, (parent, _first) in enumerate(self.asm.md.rows(T.PropertyMap), 1)}
 
     @cached_property
     def semantics(self) -> dict[int, list[tuple[int, int]]]:

@@ -145,28 +145,23 @@ class _Matcher:
             if name != own:
                 self.result.renames[(int(T.Field), rid)] = name
 
-    def _depth(self, rid: int) -> int:
-        depth = 0
-        while rid in self.new.names.enclosing:
-            rid = self.new.names.enclosing[rid]
-            depth += 1
-        return depth
-
     def match_types(self) -> None:
         old, new = self.old, self.new
         old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for rid in range(1, len(old.asm.md.rows(T.TypeDef)) + 1):
+        taken: dict[str, set[str]] = defaultdict(set)  # enclosing type -> names of its nested types
+        for rid, enclosing in old.names.enclosing.items():
             own = old.names.own_name(T.TypeDef, rid)
-            enclosing = old.names.enclosing.get(rid)
-            if enclosing and is_line_named(own):
-                old_groups[(old.names.typedef_name(enclosing), line_free(own))].append(rid)
+            enclosing_name = old.names.typedef_name(enclosing)
+            taken[enclosing_name].add(own)
+            if is_line_named(own):
+                old_groups[(enclosing_name, line_free(own))].append(rid)
         if not old_groups and not any(is_line_named(new.names.own_name(T.TypeDef, r))
                                       for r in new.names.enclosing):
             return
         by_depth: dict[int, list[int]] = defaultdict(list)
         for rid in new.names.enclosing:
             if is_line_named(new.names.own_name(T.TypeDef, rid)):
-                by_depth[self._depth(rid)].append(rid)
+                by_depth[new.names.depth(rid)].append(rid)
         for depth in sorted(by_depth):
             new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
             for rid in by_depth[depth]:
@@ -174,8 +169,7 @@ class _Matcher:
                 new_groups[(enclosing_name, line_free(new.names.own_name(T.TypeDef, rid)))].append(rid)
             for group, news in new_groups.items():
                 self._resolve(T.TypeDef, group, old_groups.get(group, []), news, self.type_full, self.type_shape,
-                              taken={old.names.own_name(T.TypeDef, r) for r in old.types.values()
-                                     if old.names.typedef_name(r).rpartition("/")[0] == group[0]})
+                              taken[group[0]])
 
     def match_members(self, table: T, full: Callable[[Build, int], Hashable],
                       shape: Callable[[Build, int], Hashable]) -> None:
@@ -202,9 +196,9 @@ class _Matcher:
                  full: Callable[[Build, int], Hashable], shape: Callable[[Build, int], Hashable],
                  taken: set[str]) -> None:
         old, new = self.old, self.new
-        olds = sorted(olds, key=lambda r: source_order(old.asm.md.string(old.asm.md.row(table, r)[
-            1 if table != T.MethodDef else 3])))
-        news = sorted(news, key=lambda r: source_order(new.names.own_name(table, r)))
+        # source order in each build comes from that build's own (line-bearing) names, not the running ones
+        olds = sorted(olds, key=lambda r: source_order(old.names.raw_name(table, r)))
+        news = sorted(news, key=lambda r: source_order(new.names.raw_name(table, r)))
         pairs, ambiguous = _pair(olds, news, full, shape, old, new)
         if ambiguous:
             what = {T.TypeDef: "closures or state machines", T.MethodDef: "generated methods",

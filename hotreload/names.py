@@ -38,10 +38,20 @@ class Names:
     def own_name(self, table: T, row: int) -> str:
         """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
         renamed = self.renames.get((int(table), row))
-        if renamed is not None:
-            return renamed
+        return renamed if renamed is not None else self.raw_name(table, row)
+
+    def raw_name(self, table: T, row: int) -> str:
+        """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames)."""
         col = {T.TypeDef: 1, T.MethodDef: 3, T.Field: 1}[table]
         return self.md.string(self.md.row(table, row)[col])
+
+    def depth(self, rid: int) -> int:
+        """How many types TypeDef `rid` is nested in."""
+        d = 0
+        while rid in self.enclosing:
+            rid = self.enclosing[rid]
+            d += 1
+        return d
 
     # ---- ownership ------------------------------------------------------------------------------
     @cached_property

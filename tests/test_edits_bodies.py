@@ -185,26 +185,18 @@ let byteAt (i: int) =
 def test_loops_mutable_locals_ranges_arrays(fsharp_project: Any) -> None:
     p = fsharp_project({"Lib.fs": LOOPS})
     m = "Demo.Loops."
-    assert p.call(m + "sumTo", 4) == 10
-    assert p.call(m + "countdown", 7) == 4
-    assert p.call(m + "stepped", 10) == 18
-    assert p.call(m + "downTo", 3) == "321"
-    assert p.call(m + "squares", 4) == 13
-    assert p.call(m + "rangeSum", 4) == 10
-    assert p.call(m + "forIn", 5) == 8
-    assert p.call(m + "listFor", 1) == 123
+    calls = {"sumTo": 4, "countdown": 7, "stepped": 10, "downTo": 3, "squares": 4, "rangeSum": 4, "forIn": 5,
+             "listFor": 1}
+    assert {f: p.call(m + f, arg) for f, arg in calls.items()} == {
+        "sumTo": 10, "countdown": 4, "stepped": 18, "downTo": "321", "squares": 13, "rangeSum": 10, "forIn": 8,
+        "listFor": 123}
 
     out = edit(p, "Lib.fs", ("total + i", "total + i * 2"), ("k - 2", "k - 3"), ("0 .. 3 .. n", "0 .. 5 .. n"),
                ("downto 1", "downto 2"), ("i * i", "i * i * i"), ("[| 1 .. n |]", "[| 0 .. 2 .. n |]"),
                ("[| 1; 2; n |]", "[| 5; 6; n |]"), ("[ n .. n + 2 ]", "[ n .. n + 3 ]"))
-    assert p.call(m + "sumTo", 4) == 20
-    assert p.call(m + "countdown", 7) == 3
-    assert p.call(m + "stepped", 10) == 15
-    assert p.call(m + "downTo", 3) == "32"
-    assert p.call(m + "squares", 4) == 31
-    assert p.call(m + "rangeSum", 4) == 6
-    assert p.call(m + "forIn", 5) == 16
-    assert p.call(m + "listFor", 1) == 1234
+    assert {f: p.call(m + f, arg) for f, arg in calls.items()} == {
+        "sumTo": 20, "countdown": 3, "stepped": 15, "downTo": "32", "squares": 31, "rangeSum": 6, "forIn": 16,
+        "listFor": 1234}
     assert updated(out) == [m + f for f in
                             ("countdown", "downTo", "forIn", "listFor", "rangeSum", "squares", "stepped", "sumTo")]
 
