@@ -52,6 +52,7 @@ class BuildResult:
     seconds: float
     errors: list[Diagnostic] = field(default_factory=list)
     output: str = ""
+    how: str = "dotnet build"
 
 
 def find_project(path: str | os.PathLike[str]) -> Path:
@@ -96,6 +97,18 @@ def check_sdk() -> str:
     if int(major) < 10:
         raise ProjectError(f".NET SDK {version} is too old: hotreload needs the .NET 10 SDK")
     return version
+
+
+def sdk_fsharp_dir() -> Path:
+    """The SDK's FSharp folder (fsc, its compiler service, FSharp.Core) for the SDK `dotnet` picks here."""
+    exe = shutil.which("dotnet")
+    if exe is None:
+        raise ProjectError("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    folder = Path(os.path.realpath(exe)).parent / "sdk" / version / "FSharp"
+    if not (folder / "FSharp.Compiler.Service.dll").exists():
+        raise ProjectError(f"no FSharp.Compiler.Service.dll in {folder}: is the .NET {version} SDK complete?")
+    return folder
 
 
 def parse_diagnostics(output: str) -> list[Diagnostic]:

@@ -11,6 +11,7 @@ from typing import Self
 from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
 from .build import Builder, Diagnostic, ProjectError, check_sdk, find_project
+from .compiler import WarmCompiler
 from .delta import Baseline, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
@@ -62,13 +63,14 @@ class Session:
     """Hosts one F# app in this process and keeps its code in step with the sources."""
 
     def __init__(self, project: str | Path, app_args: list[str] | None = None, reporter: Reporter | None = None,
-                 run_entry_point: bool = True, watch: bool = True) -> None:
+                 run_entry_point: bool = True, watch: bool = True, warm_compiler: bool = True) -> None:
         self.project = find_project(project)
         self.app_args = list(app_args or [])
         self.report = reporter or Reporter()
         self.run_entry_point = run_entry_point
         self.watch = watch
         self.builder = Builder(self.project)
+        self.compiler = WarmCompiler(self.builder, self._on_fallback) if warm_compiler else None
         self.outcomes: list[Outcome] = []
         self.changed = threading.Condition()
         self.app: HostedApp | None = None
@@ -83,6 +85,8 @@ class Session:
         result = self.builder.build()
         if not result.ok:
             raise ProjectError("the first build failed:\n" + "\n".join(str(e) for e in result.errors))
+        if self.compiler is not None:
+            self.compiler.warm_up_in_background()
         dll = self.builder.snapshot("gen0")
         build, pdb = load_build(str(dll))
         problem = editability_problem(build.asm)
@@ -119,11 +123,16 @@ class Session:
         else:
             self.report.info(f"the app exited with code {exit.code}; still watching")
 
+    def _on_fallback(self, reason: str) -> None:
+        self.report.info(f"{reason}: building with dotnet build")
+
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
         if self._worker is not None:
             self._worker.stop()
+        if self.compiler is not None:
+            self.compiler.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -165,7 +174,7 @@ class Session:
             self.report.error(f"not applying: {self.updater.failed}; the app needs a restart")
             return self._record(Outcome("failed", message=self.updater.failed))
         timings: dict[str, float] = {}
-        result = self.builder.build()
+        result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
         if not result.ok:
             self.report.error("compile error; the app keeps running the last good code:\n"

@@ -1,0 +1,89 @@
+"""The warm F# compiler process: the SDK's own FSharp.Compiler.Service, loaded once, compiling on request.
+
+`dotnet build` pays MSBuild start-up and a cold compiler on every save. This process keeps the compiler loaded and
+JIT-compiled between saves. It is a process of its own, not part of the host, so the compiler's caches never weigh
+on the app's process, and its working directory is the project folder, as fsc's is under MSBuild (fsc records a
+document path relative to it in the PDB; anywhere else the output would differ from `dotnet build`'s).
+
+Protocol (one JSON object per line): the worker first says `{"ready": true}`; then for each request
+`{"args": [fsc arguments]}` it answers `{"ok": bool, "errors": [[file, line, column, code, message], ...],
+"failure": str | null, "seconds": float}`. End of input ends the worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .build import sdk_fsharp_dir
+from .runtime import start_runtime
+
+
+class FscService:
+    """FSharpChecker.Compile from the SDK's FSharp.Compiler.Service, in its own AssemblyLoadContext."""
+
+    def __init__(self, folder: Path) -> None:
+        from System import Array, Func, Object  # type: ignore[import-not-found]
+        from System.Reflection import Assembly, AssemblyName  # type: ignore[import-not-found]
+        from System.Runtime.Loader import AssemblyLoadContext  # type: ignore[import-not-found]
+
+        context = AssemblyLoadContext("hotreload-fsc", False)
+
+        def resolve(ctx: Any, name: Any) -> Any:
+            path = folder / f"{name.Name}.dll"
+            return ctx.LoadFromAssemblyPath(str(path)) if path.exists() else None
+
+        self._resolve = Func[AssemblyLoadContext, AssemblyName, Assembly](resolve)  # kept alive: a delegate
+        context.add_Resolving(self._resolve)
+        service = context.LoadFromAssemblyPath(str(folder / "FSharp.Compiler.Service.dll"))
+        core = context.LoadFromAssemblyPath(str(folder / "FSharp.Core.dll"))
+        checker_type = service.GetType("FSharp.Compiler.CodeAnalysis.FSharpChecker")
+        create = next(m for m in checker_type.GetMethods() if m.Name == "Create")
+        self._checker = create.Invoke(None, Array[Object]([None] * create.GetParameters().Length))
+        self._compile = next(m for m in checker_type.GetMethods()
+                             if m.Name == "Compile" and m.GetParameters()[0].ParameterType.IsArray)
+        run = next(m for m in core.GetType("Microsoft.FSharp.Control.FSharpAsync").GetMethods()
+                   if m.Name == "RunSynchronously")
+        self._run = run.MakeGenericMethod(self._compile.ReturnType.GetGenericArguments()[0])
+
+    def compile(self, args: list[str]) -> dict[str, Any]:
+        from System import Array, Object, String  # type: ignore[import-not-found]
+
+        start = time.perf_counter()
+        computation = self._compile.Invoke(self._checker, Array[Object]([Array[String](["fsc.exe", *args]), None]))
+        result = self._run.Invoke(None, Array[Object]([computation, None, None]))
+        errors = [[str(d.FileName), int(d.StartLine), int(d.StartColumn) + 1, str(d.ErrorNumberText), str(d.Message)]
+                  for d in result.Item1 if str(d.Severity) == "Error"]
+        failure = None if result.Item2 is None else str(result.Item2.Value)
+        return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
+                "seconds": time.perf_counter() - start}
+
+
+def main(argv: list[str]) -> int:
+    os.chdir(argv[0])
+    # The protocol owns the real stdout; anything the compiler or runtime prints goes to stderr (the log).
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    start_runtime()
+    service = FscService(sdk_fsharp_dir())
+    protocol.write(json.dumps({"ready": True}) + "\n")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            reply = service.compile(json.loads(line)["args"])
+        except Exception as exc:  # noqa: BLE001 - any compiler crash is reported, the worker stays up
+            reply = {"ok": False, "errors": [], "failure": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
+        protocol.write(json.dumps(reply) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # Ctrl-C in the terminal reaches the whole process group; the host reports it
+        raise SystemExit(130) from None

@@ -1,0 +1,119 @@
+"""The warm compiler gives the assembly `dotnet build` gives, and falls back to `dotnet build` when it must."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from live_project import FSPROJ
+
+from hotreload.build import Builder
+from hotreload.compiler import WarmCompiler, output_of
+
+pytestmark = pytest.mark.runtime
+
+SOURCE = """module Demo.Lib
+
+let f (x: int) = [1; 2; 3] |> List.map (fun y -> y + x) |> List.sum
+type R = { A: int; B: string }
+let g () = sprintf "%A" { A = 1; B = "b" }
+"""
+
+
+def _project(folder: Path, items: str = '    <Compile Include="Lib.fs" />') -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Lib.fs").write_text(SOURCE)
+    project = folder / "Live.fsproj"
+    project.write_text(FSPROJ.format(output="Library", name="Live", items=items))
+    return project
+
+
+@pytest.fixture
+def warm(tmp_path: Path) -> Iterator[tuple[WarmCompiler, list[str]]]:
+    builder = Builder(_project(tmp_path / "p"))
+    first = builder.build()
+    assert first.ok, first.errors
+    reasons: list[str] = []
+    compiler = WarmCompiler(builder, reasons.append)
+    compiler.warm_up()
+    assert compiler.ready, compiler._problem
+    yield compiler, reasons
+    compiler.close()
+
+
+def test_warm_compile_is_byte_identical_to_dotnet_build(warm: tuple[WarmCompiler, list[str]]) -> None:
+    compiler, reasons = warm
+    assert compiler.args is not None
+    obj = output_of(compiler.args)
+    expected = {path: path.read_bytes() for path in (obj, obj.with_suffix(".pdb"))}
+    for path in expected:
+        path.unlink()
+    compiler.builder.dll.unlink()
+    result = compiler.build()
+    assert result.ok and result.how == "warm fsc", result.errors
+    for path, data in expected.items():
+        assert path.read_bytes() == data, f"{path.name} differs from dotnet build's"
+    assert compiler.builder.dll.read_bytes() == expected[obj]  # copied to the output folder as dotnet build does
+    assert reasons == []
+
+
+def test_edits_and_compile_errors_through_the_warm_worker(warm: tuple[WarmCompiler, list[str]]) -> None:
+    compiler, reasons = warm
+    source = compiler.builder.project.parent / "Lib.fs"
+    before = compiler.builder.dll.read_bytes()
+    source.write_text(SOURCE.replace("y + x", "y * x"))
+    edited = compiler.build()
+    assert edited.ok and edited.how == "warm fsc"
+    assert compiler.builder.dll.read_bytes() != before
+    source.write_text(SOURCE.replace("y + x", "y + undefinedName"))
+    failed = compiler.build()
+    assert not failed.ok
+    assert [(e.line, e.code) for e in failed.errors] == [(3, "FS0039")]
+    assert failed.errors[0].file == str(source) and "undefinedName" in failed.errors[0].message
+    assert reasons == []
+
+
+def test_project_file_edit_goes_through_dotnet_build_then_warm_again(warm: tuple[WarmCompiler, list[str]]) -> None:
+    compiler, reasons = warm
+    folder = compiler.builder.project.parent
+    (folder / "Extra.fs").write_text("module Demo.Extra\n\nlet extra () = 42\n")
+    compiler.builder.project.write_text(FSPROJ.format(
+        output="Library", name="Live", items='    <Compile Include="Extra.fs" />\n    <Compile Include="Lib.fs" />'))
+    result = compiler.build()
+    assert result.ok and result.how == "dotnet build"
+    assert reasons == ["Live.fsproj (or an MSBuild file it imports) changed"]
+    (folder / "Extra.fs").write_text("module Demo.Extra\n\nlet extra () = 43\n")
+    again = compiler.build()
+    assert again.ok and again.how == "warm fsc", reasons
+    assert compiler.args is not None and str(folder / "Extra.fs") in compiler.args
+
+
+def test_a_dead_worker_falls_back_to_dotnet_build(warm: tuple[WarmCompiler, list[str]]) -> None:
+    compiler, reasons = warm
+    pid = compiler.worker_pid
+    assert pid is not None and psutil.pid_exists(pid)
+    os.kill(pid, signal.SIGKILL)
+    psutil.Process(pid).wait(5)
+    (compiler.builder.project.parent / "Lib.fs").write_text(SOURCE.replace("y + x", "y - x"))
+    result = compiler.build()
+    assert result.ok and result.how == "dotnet build"
+    assert len(reasons) == 1 and "the warm compiler stopped" in reasons[0]
+    (compiler.builder.project.parent / "Lib.fs").write_text(SOURCE.replace("y + x", "y - x - 1"))
+    again = compiler.build()  # a new worker was started after the fallback build
+    assert again.ok and again.how == "warm fsc", reasons
+    assert compiler.worker_pid not in (None, pid)
+
+
+def test_close_leaves_no_worker(tmp_path: Path) -> None:
+    builder = Builder(_project(tmp_path / "p"))
+    assert builder.build().ok
+    compiler = WarmCompiler(builder)
+    compiler.warm_up()
+    pid = compiler.worker_pid
+    assert pid is not None
+    compiler.close()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
