@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+from .incremental import changed_bodies, moved_candidates, same_structure
 from .indexed import Build
 from .match import match_builds
 from .metadata.schema import T
@@ -278,17 +279,21 @@ class _Differ:
                 self.refuse("generic constraint change", display_name(key),
                             "code already compiled for the old constraints is still running")
                 continue
-            if old.normalized(orid) == new.normalized(nrid):
-                continue
-            if _is_initializer(key):
-                self.refuse("module-level value or static initializer change", display_name(key),
-                            "initializers already ran and would not run again")
-            elif ((int(T.MethodDef), nrid) in new.generic_params
-                  or self.is_generic_type(new, new.names.method_owner[nrid])) \
-                    and not self.needs("GenericUpdateMethod", "editing generic code", display_name(key)):
-                continue
-            else:
-                result.changed.append(ChangedMethod(key, orid, nrid))
+            if old.normalized(orid) != new.normalized(nrid):
+                self.body_changed(key, orid, nrid)
+
+    def body_changed(self, key: str, orid: int, nrid: int) -> None:
+        """A method's code changed: an update, unless the runtime cannot take it."""
+        new = self.new
+        if _is_initializer(key):
+            self.refuse("module-level value or static initializer change", display_name(key),
+                        "initializers already ran and would not run again")
+        elif ((int(T.MethodDef), nrid) in new.generic_params
+              or self.is_generic_type(new, new.names.method_owner[nrid])) \
+                and not self.needs("GenericUpdateMethod", "editing generic code", display_name(key)):
+            return
+        else:
+            self.result.changed.append(ChangedMethod(key, orid, nrid))
 
     # ---- properties and attributes ---------------------------------------------------------------------
     def properties(self) -> None:
@@ -322,18 +327,26 @@ class _Differ:
         return self.result
 
 
-def _moved(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb, result: Diff) -> list[ChangedMethod]:
-    """Methods whose code is the same but whose sequence points moved (lines inserted or removed above)."""
-    changed = {c.key for c in result.changed}
+def _moved_candidates(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb) -> list[tuple[str, int, int]]:
+    """(key, old row, new row) of methods in both builds whose sequence-point blobs differ."""
     old_rows = old_pdb.md.rows(T.MethodDebugInformation)
     new_rows = new_pdb.md.rows(T.MethodDebugInformation)
-    out: list[ChangedMethod] = []
+    out = []
     for key, nrid in new.methods.items():
         orid = old.methods.get(key)
-        if orid is None or key in changed or orid > len(old_rows) or nrid > len(new_rows):
+        if orid is None or orid > len(old_rows) or nrid > len(new_rows):
             continue
-        old_blob, new_blob = old_pdb.md.blob(old_rows[orid - 1][1]), new_pdb.md.blob(new_rows[nrid - 1][1])
-        if old_blob == new_blob:
+        if old_pdb.md.blob(old_rows[orid - 1][1]) != new_pdb.md.blob(new_rows[nrid - 1][1]):
+            out.append((key, orid, nrid))
+    return out
+
+
+def _moved(old_pdb: Pdb, new_pdb: Pdb, candidates: list[tuple[str, int, int]], result: Diff) -> list[ChangedMethod]:
+    """Methods whose code is the same but whose sequence points moved (lines inserted or removed above)."""
+    changed = {c.key for c in result.changed}
+    out: list[ChangedMethod] = []
+    for key, orid, nrid in candidates:
+        if key in changed:
             continue
         before, after = old_pdb.method_info(orid), new_pdb.method_info(nrid)
         if [(p.il_offset, old_pdb.document_name(p.document), p.start_line, p.start_column, p.end_line, p.end_column)
@@ -353,10 +366,23 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
     cannot take into refusals; None assumes everything the delta writer supports. With both builds' PDBs
     (old, new), methods that only moved lines are listed in `Diff.moved`.
     """
+    old_pdb, new_pdb = pdbs
+    if same_structure(old, new):  # only bodies changed: no matching, no comparison entity by entity
+        changed, unchanged = changed_bodies(old, new)
+        canonical = old.carried_to(new.asm, unchanged)
+        differ = _Differ(old, canonical, capabilities)
+        for rid in changed:
+            differ.body_changed(canonical.names.key(T.MethodDef, rid), rid, rid)
+        result = differ.result
+        if old_pdb is not None and new_pdb is not None:
+            moved = moved_candidates(old_pdb, new_pdb, len(new.asm.md.rows(T.MethodDef)))
+            keys = canonical.names
+            result.moved = _moved(old_pdb, new_pdb, [(keys.key(T.MethodDef, r), r, r) for r in moved], result)
+        return result
     matching = match_builds(old, new)
     canonical = new.renamed(matching.renames)
     result = _Differ(old, canonical, capabilities).run()
     result.refusals = matching.refusals + result.refusals
-    if pdbs[0] is not None and pdbs[1] is not None:
-        result.moved = _moved(old, canonical, pdbs[0], pdbs[1], result)
+    if old_pdb is not None and new_pdb is not None:
+        result.moved = _moved(old_pdb, new_pdb, _moved_candidates(old, canonical, old_pdb, new_pdb), result)
     return result

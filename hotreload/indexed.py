@@ -33,6 +33,18 @@ class Build:
         """The same assembly seen with running-module names for entities that only moved (see match.py)."""
         return self if not renames else Build(self.asm, {**self.renames, **renames})
 
+    def carried_to(self, asm: Assembly, unchanged_bodies: set[int]) -> Build:
+        """A build of `asm`, which has this build's rows, names and signatures (see incremental.py): its index is
+        this one's (no re-indexing), and so are the normalized forms of bodies that did not change."""
+        build = Build(asm, self.renames)
+        build.names = self.names.carried_to(asm)
+        build._row_index = self._row_index
+        build._normalized = {rid: body for rid, body in self._normalized.items() if rid in unchanged_bodies}
+        for name, value in self.__dict__.items():
+            if name in _INDEX_PROPERTIES:
+                build.__dict__[name] = value
+        return build
+
     # ---- members of a type ----------------------------------------------------------------------
     def _range(self, owner_table: T, rid: int, col: int, member_table: T) -> range:
         """Rows of `member_table` listed by owner `rid` (the list runs to the next owner's first row)."""
@@ -82,7 +94,7 @@ class Build:
             table, type_rid = TypeDefOrRef.decode(coded)
             if table == T.TypeDef:
                 size = next((row[1] for _i, row in self.rows_of(T.ClassLayout, 2, type_rid)), 0)
-        return self.asm.body_at(rva)[:size] if size else self.asm.body_at(rva)[:64]
+        return self.asm.data_at(rva, size or 64)
 
     @cached_property
     def fsharp_kinds(self) -> dict[int, int]:
@@ -205,3 +217,7 @@ class Build:
             if table == T.Property:
                 out.setdefault(row, []).append((sem, method))
         return out
+
+
+_INDEX_PROPERTIES = frozenset(name for name, value in vars(Build).items() if isinstance(value, cached_property))
+"""Cached views of the rows (keys, owners, attributes, ...): equal for builds with equal rows."""

@@ -35,6 +35,15 @@ class Names:
         self.renames = renames or {}
         self._cache: dict[tuple[int, int], str] = {}
 
+    def carried_to(self, asm: Assembly) -> Names:
+        """These names for `asm`, a build with the same rows, names and signatures (user strings may differ)."""
+        names = Names(asm, self.renames)
+        names._cache = self._cache  # entity keys only: user-string keys are never cached
+        for name in ("enclosing", "method_owner", "field_owner"):
+            if name in self.__dict__:
+                names.__dict__[name] = self.__dict__[name]
+        return names
+
     def own_name(self, table: T, row: int) -> str:
         """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
         renamed = self.renames.get((int(table), row))

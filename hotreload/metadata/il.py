@@ -132,6 +132,34 @@ class MethodBody:
     size: int = 0  # bytes the body occupied where it was read (header, code, sections)
 
 
+def body_size(data: bytes, off: int) -> int | None:
+    """Bytes the body at data[off] occupies (header, code, data sections), or None when the header is unreadable.
+
+    Lets a reader slice just the body instead of the rest of its section (which made reading every body
+    quadratic in the size of the assembly)."""
+    if off >= len(data):
+        return None
+    first = data[off]
+    if first & 3 == 2:
+        return 1 + (first >> 2)
+    if first & 3 != 3 or off + 12 > len(data):
+        return None
+    flags_size, _max_stack, code_size = struct.unpack_from("<HHI", data, off)
+    pos = (flags_size >> 12) * 4 + code_size
+    more = bool(flags_size & 0x8)
+    while more:
+        pos = (pos + 3) & ~3
+        if off + pos + 4 > len(data):
+            return None
+        kind = data[off + pos]
+        more = bool(kind & 0x80)
+        size = int.from_bytes(data[off + pos + 1:off + pos + 4], "little") if kind & 0x40 else data[off + pos + 1]
+        if size < 4:
+            return None
+        pos += size
+    return pos
+
+
 def parse_body(data: bytes) -> MethodBody:
     """Parse a method body that starts at data[0] (the header)."""
     if not data:

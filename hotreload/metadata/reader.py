@@ -10,6 +10,7 @@ import struct
 from functools import cached_property
 
 from .errors import BadImageError
+from .il import body_size
 from .pe import PEImage
 from .schema import FIXED_SIZES, SCHEMA, TABLE_COUNT, Coded, T
 from .sigs import read_compressed
@@ -235,10 +236,18 @@ class Assembly:
         with open(path, "rb") as f:
             return cls(f.read(), path)
 
-    def body_at(self, rva: int) -> bytes:
-        """Bytes from the method body at `rva` to the end of its section (the IL parser finds the end)."""
+    def data_at(self, rva: int, size: int) -> bytes:
+        """`size` bytes of mapped data (a field's initial value) at `rva`."""
         off = self.pe.rva_to_offset(rva)
+        return self.pe.data[off:off + size]
+
+    def body_at(self, rva: int) -> bytes:
+        """The method body at `rva`; for a header it cannot size, the rest of its section (the parser says why)."""
+        off = self.pe.rva_to_offset(rva)
+        end = len(self.pe.data)
         for s in self.pe.sections:
             if s.raw_offset <= off < s.raw_offset + s.raw_size:
-                return self.pe.data[off:s.raw_offset + s.raw_size]
-        return self.pe.data[off:]
+                end = s.raw_offset + s.raw_size
+                break
+        size = body_size(self.pe.data, off)
+        return self.pe.data[off:min(end, off + size) if size is not None else end]
