@@ -160,6 +160,7 @@ class WarmCompiler:
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = threading.Lock()
         self._failures = 0
 
     # ---- warm-up ----------------------------------------------------------------------------------
@@ -170,12 +171,18 @@ class WarmCompiler:
         """Ask MSBuild for the arguments, start the worker and compile once (output to a scratch folder)."""
         try:
             self._refresh_arguments()
-            if self._worker is None and not self._closed:
-                self._worker = Worker(self.builder.project.parent, self.builder.work_dir / "compiler.log")
-            assert self.args is not None and self._worker is not None
+            if self._worker is None:
+                worker = Worker(self.builder.project.parent, self.builder.work_dir / "compiler.log")
+                with self._closing:
+                    if self._closed:  # closed while it started: it must not outlive the session
+                        worker.close()
+                        return
+                    self._worker = worker
+            worker = self._worker
+            assert self.args is not None and worker is not None
             scratch = self.builder.work_dir / "warm-up" / output_of(self.args).name
             scratch.parent.mkdir(parents=True, exist_ok=True)
-            self._worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args])
+            worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args])
             self._problem = None
         except (ProjectError, OSError, ValueError) as exc:
             self._problem = str(exc)
@@ -219,7 +226,8 @@ class WarmCompiler:
             return "the warm compiler is still starting"
         if self._problem is not None:
             return f"the warm compiler is unavailable ({self._problem.splitlines()[0]})"
-        assert self.args is not None
+        if self._worker is None or self.args is None:
+            return "the warm compiler is not running"
         try:
             if inputs_key(self.builder.project) != self._key:
                 return f"{self.builder.project.name} (or an MSBuild file it imports) changed"
@@ -232,15 +240,18 @@ class WarmCompiler:
 
     def _compile(self) -> BuildResult | None:
         """Compile with the worker; None when it is gone (it is then started again after a `dotnet build`)."""
-        assert self.args is not None and self._worker is not None
+        worker = self._worker
+        assert self.args is not None and worker is not None
         start = time.perf_counter()
         output = output_of(self.args)
         try:
-            reply = self._worker.compile(self.args)
+            reply = worker.compile(self.args)
         except ProjectError as exc:
             self._problem = str(exc)
-            self._worker.close()
-            self._worker = None
+            worker.close()
+            with self._closing:
+                if self._worker is worker:
+                    self._worker = None
             return None
         errors = [Diagnostic(file, line, column, code, message) for file, line, column, code, message
                   in reply["errors"]]
@@ -256,7 +267,8 @@ class WarmCompiler:
         return BuildResult(ok, self.builder.dll, time.perf_counter() - start, errors, "", how="warm fsc")
 
     def close(self) -> None:
-        self._closed = True
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
+        with self._closing:
+            self._closed = True
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.close()
