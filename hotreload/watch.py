@@ -69,11 +69,13 @@ class SourceWatcher:
 
     A burst ends when `debounce` seconds pass without a new event, or `ceiling` seconds after its first event, so
     a tool that writes continuously still gets rebuilds. `on_change` runs on one background thread, never
-    concurrently with itself. Relative `ignore` folders are taken relative to `root`.
+    concurrently with itself. Relative `ignore` folders are taken relative to `root`. Editors finish a save's
+    burst (write, rename, delete) within a few milliseconds; 50 ms covers it and stays small next to a build. A
+    save that lands in two bursts costs one extra build, never a lost edit (the last build starts after it).
     """
 
     def __init__(self, root: Path, on_change: Callable[[set[Path]], None], ignore: Iterable[Path] = (),
-                 debounce: float = 0.15, ceiling: float = 1.0) -> None:
+                 debounce: float = 0.05, ceiling: float = 1.0) -> None:
         self.root = _abs(Path(root))
         self.on_change = on_change
         self.ignore = tuple(_abs(p if Path(p).is_absolute() else self.root / p) for p in ignore)
