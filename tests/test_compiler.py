@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from hotreload.build import Builder
 from hotreload.compiler import WarmCompiler, output_of
 
 pytestmark = pytest.mark.runtime
+ROOT = Path(__file__).resolve().parents[1]
 
 SOURCE = """module Demo.Lib
 
@@ -45,8 +47,25 @@ def warm(tmp_path: Path) -> Iterator[tuple[WarmCompiler, list[str]]]:
     compiler.close()
 
 
-def test_warm_compile_is_byte_identical_to_dotnet_build(warm: tuple[WarmCompiler, list[str]]) -> None:
-    compiler, reasons = warm
+@pytest.fixture(params=["library", "sample_app"])
+def any_warm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[WarmCompiler, list[str]]]:
+    """A warm compiler for the small library and for a copy of sample_app (an Exe with several files)."""
+    if request.param == "library":
+        project = _project(tmp_path / "p")
+    else:
+        shutil.copytree(ROOT / "sample_app", tmp_path / "app", ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
+        project = tmp_path / "app" / "SampleApp.fsproj"
+    builder = Builder(project)
+    assert builder.build().ok
+    compiler = WarmCompiler(builder)
+    compiler.warm_up()
+    assert compiler.ready, compiler._problem
+    yield compiler, []
+    compiler.close()
+
+
+def test_warm_compile_is_byte_identical_to_dotnet_build(any_warm: tuple[WarmCompiler, list[str]]) -> None:
+    compiler, reasons = any_warm
     assert compiler.args is not None
     obj = output_of(compiler.args)
     expected = {path: path.read_bytes() for path in (obj, obj.with_suffix(".pdb"))}
