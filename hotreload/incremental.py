@@ -121,16 +121,15 @@ def body_spans(build: Build, rids: list[int]) -> Spans:
     """Method bodies of `build` by MethodDef row."""
     rows = build.asm.md.rows(T.MethodDef)
     pe = build.asm.pe
-    section = next((sec for sec in pe.sections if rids and sec.virtual_address <= rows[rids[0] - 1][0]
-                    < sec.virtual_address + max(sec.virtual_size, sec.raw_size)), None)
-
-    def offset(rva: int) -> int:
-        if section is not None and section.virtual_address <= rva < section.virtual_address + section.raw_size:
-            return rva - section.virtual_address + section.raw_offset
-        return pe.rva_to_offset(rva)
-
-    return Spans(pe.data, {rid: offset(rows[rid - 1][0]) for rid in rids},
-                 lambda start: body_size(pe.data, start) or 1)
+    rvas = [rows[rid - 1][0] for rid in rids]
+    section = next((sec for sec in pe.sections if rvas and sec.virtual_address <= min(rvas)
+                    and max(rvas) < sec.virtual_address + sec.raw_size), None)
+    if section is not None:  # the usual case: every body in one section (.text)
+        shift = section.raw_offset - section.virtual_address
+        starts = {rid: rva + shift for rid, rva in zip(rids, rvas)}
+    else:
+        starts = {rid: pe.rva_to_offset(rva) for rid, rva in zip(rids, rvas)}
+    return Spans(pe.data, starts, lambda start: body_size(pe.data, start) or 1)
 
 
 def sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
