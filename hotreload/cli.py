@@ -19,7 +19,8 @@ def _watch(args: argparse.Namespace) -> int:
 
     reporter = Reporter()
     try:
-        session = Session(args.project, app_args=args.app_args, reporter=reporter).start()
+        session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
+                          watch=True).start()
     except (ProjectError, HostError) as exc:
         reporter.error(str(exc))
         return 2

@@ -59,11 +59,36 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
+class EditError(Exception):
+    """A save that was not applied; `outcome` says what happened (and the app keeps its last good code)."""
+
+    def __init__(self, message: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class CompileFailed(EditError):
+    """The edited sources do not compile: `outcome.errors` lists the compiler's errors."""
+
+
+class EditRefused(EditError):
+    """The edit compiles but cannot be applied to the running app (a rude edit): `outcome.refusals` says why."""
+
+
+class UpdateFailed(EditError):
+    """The runtime rejected an update: the process is in an unknown state and needs a restart."""
+
+
 class Session:
-    """Hosts one F# app in this process and keeps its code in step with the sources."""
+    """Hosts one F# app in this process and keeps its code in step with the sources.
+
+    As a Python API (`with hotreload.Session("App.fsproj") as s:`) it builds, hosts and loads the app without
+    running its entry point or watching files: `s.call(...)` runs code, `s.edit(...)` saves and applies an edit.
+    `hotreload watch` runs the entry point and watches the sources.
+    """
 
     def __init__(self, project: str | Path, app_args: list[str] | None = None, reporter: Reporter | None = None,
-                 run_entry_point: bool = True, watch: bool = True, warm_compiler: bool = True) -> None:
+                 run_entry_point: bool = False, watch: bool = False, warm_compiler: bool = True) -> None:
         self.project = find_project(project)
         self.app_args = list(app_args or [])
         self.report = reporter or Reporter()
@@ -139,6 +164,43 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # ---- the Python API --------------------------------------------------------------------------------
+    def call(self, qualified: str, *args: object) -> object:
+        """Invoke a static method of the app by name ("Namespace.Module.function"), with Python arguments."""
+        if self.app is None:
+            raise RuntimeError("the session is not started: use `with Session(...) as s:` or call start()")
+        return self.app.call(qualified, *args)
+
+    def edit(self, path: str | Path, old: str, new: str, timeout: float = 300.0) -> Outcome:
+        """Replace `old` by `new` in a source file (relative to the project folder), save it, and bring the app up
+        to date. Returns what was applied; raises CompileFailed, EditRefused or UpdateFailed when nothing was."""
+        file = Path(path) if Path(path).is_absolute() else self.project.parent / path
+        text = file.read_text(encoding="utf-8")
+        count = text.count(old)
+        if count != 1:
+            raise ValueError(f"{file}: the text to replace occurs {count} times (it must occur once): {old!r}")
+        seen = len(self.outcomes)
+        file.write_text(text.replace(old, new), encoding="utf-8")
+        if self._watcher is not None:
+            outcome = self.wait_for_outcome(seen, timeout)
+            if outcome is None:
+                raise TimeoutError(f"{file}: no update within {timeout:.0f} s of the save")
+        else:
+            outcome = self.reload()
+        return self._checked(file, outcome)
+
+    @staticmethod
+    def _checked(file: Path, outcome: Outcome) -> Outcome:
+        if outcome.kind == "compile-error":
+            raise CompileFailed(f"{file.name} does not compile:\n" + "\n".join(str(e) for e in outcome.errors),
+                                outcome)
+        if outcome.kind == "refused":
+            raise EditRefused(f"the edit to {file.name} cannot be applied to the running app:\n"
+                              + "\n".join(f"  - {r}" for r in outcome.refusals), outcome)
+        if outcome.kind == "failed":
+            raise UpdateFailed(f"the update from {file.name} failed: {outcome.message}", outcome)
+        return outcome
 
     # ---- state --------------------------------------------------------------------------------------
     @property

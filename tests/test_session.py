@@ -1,0 +1,51 @@
+"""The Python API (`hotreload.Session`) and the pytest plugin's `hotreload_session` fixture, on sample_app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import hotreload
+
+pytestmark = pytest.mark.runtime
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_app" / "SampleApp.fsproj"
+
+
+def test_call_edit_and_state(hotreload_session: Callable[..., hotreload.Session]) -> None:
+    s = hotreload_session(SAMPLE)
+    assert s.project != SAMPLE and s.project.parent.parent.name.startswith("test_")  # a copy: sources untouched
+    assert s.call("SampleApp.Greeting.greeting", "F#") == "Hello, F#"
+    assert (s.update_count, s.generation) == (0, 0)
+    outcome = s.edit("Greeting.fs", '"Hello, %s"', '"Hi, %s!"')
+    assert outcome.kind == "applied" and outcome.methods == ["SampleApp.Greeting.greeting"]
+    assert s.call("SampleApp.Greeting.greeting", "F#") == "Hi, F#!"
+    s.edit("Greeting.fs", "let multiplier () = 2", "let multiplier () = 5")
+    assert s.call("SampleApp.Greeting.score", 3) == 15
+    assert (s.update_count, s.generation) == (2, 2)
+    assert "Hello" in SAMPLE.with_name("Greeting.fs").read_text()
+
+
+def test_errors_name_the_file_and_leave_the_app_running(hotreload_session: Callable[..., hotreload.Session]) -> None:
+    s = hotreload_session(SAMPLE)
+    with pytest.raises(hotreload.CompileFailed) as compile_error:
+        s.edit("Greeting.fs", "tick * multiplier ()", "tick * multiplierr ()")
+    assert "Greeting.fs(8," in str(compile_error.value) and "multiplierr" in str(compile_error.value)
+    s.edit("Greeting.fs", "tick * multiplierr ()", "tick * multiplier ()")  # back to good code: no change to apply
+    with pytest.raises(hotreload.EditRefused) as refused:  # a new module-level value: its initializer already ran
+        s.edit("Greeting.fs", "let multiplier () = 2", "let started = System.Environment.TickCount64\nlet multiplier () = 3")
+    assert "SampleApp.Greeting.started" in str(refused.value) and "restart" in str(refused.value)
+    assert s.call("SampleApp.Greeting.multiplier") == 2  # nothing of the refused save was applied
+    s.edit("Greeting.fs", "let started = System.Environment.TickCount64\n", "")
+    assert s.call("SampleApp.Greeting.multiplier") == 3
+    with pytest.raises(ValueError, match="occurs 0 times"):
+        s.edit("Greeting.fs", "no such text", "x")
+
+
+def test_watching_session_applies_saves_made_by_the_edit(hotreload_session: Callable[..., hotreload.Session]) -> None:
+    s = hotreload_session(SAMPLE, watch=True)
+    outcome = s.edit("Greeting.fs", "let multiplier () = 2", "let multiplier () = 7")
+    assert outcome.kind == "applied"  # the watcher saw the save and applied it; edit() waited for that
+    assert s.call("SampleApp.Greeting.score", 2) == 14
