@@ -5,32 +5,36 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from pathlib import Path
 
 from .build import ProjectError
 from .metadata.errors import BadImageError
-from .report import Reporter
+from .report import JsonReporter, Reporter
 from .runtime import HostError
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from .console import Console
     from .session import Session
 
-    reporter = Reporter()
+    reporter = JsonReporter() if args.json else Reporter()
+    policy = args.restart or ("ask" if sys.stdin.isatty() else "auto")
+    restarts = os.environ.get("HOTRELOAD_RESTARTS")
+    if restarts:
+        reporter.info(f"restart #{restarts}: a fresh process, the app starts from scratch", "restarted",
+                      restart=int(restarts))
+    session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True, watch=True)
+    console = Console(session, reporter, policy, args.argv)
     try:
-        session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
-                          watch=True).start()
+        session.start()
     except (ProjectError, HostError) as exc:
-        reporter.error(str(exc))
+        reporter.error(str(exc), "fatal")
         return 2
-    stop = threading.Event()
-    try:
-        while not stop.wait(0.5):
-            pass
     except KeyboardInterrupt:
-        reporter.info("stopping")
-    session.stop()
+        session.stop()
+        return 130
+    reporter.info(f"restart policy: {policy}; Ctrl-C to stop", "ready", policy=policy)
+    console.run()
     sys.stdout.flush()
     # The app's thread may still be inside .NET code; the runtime cannot be unloaded, so leave at once.
     os._exit(0)
@@ -66,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     watch = sub.add_parser("watch", help="build, run and hot reload an F# project as you save")
     watch.add_argument("project", help="the .fsproj (or its folder)")
+    watch.add_argument("--json", action="store_true", help="one JSON object per status line (for editors and CI)")
+    watch.add_argument("--restart", choices=("ask", "auto", "never"),
+                       help="after a rude edit or failed update: ask (default on a terminal), auto (default "
+                            "otherwise: a fresh process, state lost) or never")
     watch.add_argument("app_args", nargs="*", help="arguments for the app (after --)")
     watch.set_defaults(func=_watch)
     delta = sub.add_parser("delta", help="write the EnC delta between two builds (1.meta, 1.il, 1.pdb)")
@@ -73,7 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     delta.add_argument("new")
     delta.add_argument("-o", "--output", required=True)
     delta.set_defaults(func=_delta)
-    args = parser.parse_args(argv)
+    raw = list(argv if argv is not None else sys.argv[1:])
+    # everything after `--` is the app's, whatever it looks like (argparse would take options among it for ours)
+    ours, app_args = (raw[:raw.index("--")], raw[raw.index("--") + 1:]) if "--" in raw else (raw, [])
+    args = parser.parse_args(ours)
+    if args.command == "watch":
+        args.app_args = list(args.app_args) + app_args
+    args.argv = raw  # to run again on a restart
     if hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     return int(args.func(args))

@@ -143,7 +143,7 @@ class Worker:
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-            self.proc.wait(timeout=2)
+            self.proc.wait(timeout=1)  # end of input ends it at once; Ctrl-C must finish within 2 s
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
@@ -101,29 +102,42 @@ class Session:
         self.app: HostedApp | None = None
         self.updater: Updater | None = None
         self._watcher: SourceWatcher | None = None
+        self.app_exit: AppExit | None = None
+        self.outcome_listeners: list[Callable[[Outcome], None]] = []  # called on the rebuild thread
+        self.exit_listeners: list[Callable[[AppExit], None]] = []  # called on the app's thread
         self._worker: SerialWorker | None = None
 
     # ---- start and stop ---------------------------------------------------------------------------
     def start(self) -> Self:
+        """Build, host and load the app (and run and watch it, if asked); on failure nothing is left running."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Self:
         sdk = check_sdk()
-        self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})")
+        self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})", "building", sdk=sdk,
+                         project=str(self.project))
         result = self.builder.build()
         if not result.ok:
             raise ProjectError("the first build failed:\n" + "\n".join(str(e) for e in result.errors))
-        if self.compiler is not None:
-            self.compiler.warm_up_in_background()
         dll = self.builder.snapshot("gen0")
         build, pdb = load_build(str(dll))
         problem = editability_problem(build.asm)
         if problem:
             raise ProjectError(f"{dll.name} cannot be hot reloaded: {problem}")
+        if self.compiler is not None:
+            self.compiler.warm_up_in_background()
         info = start_runtime()
         if not info.supported:
             raise ProjectError("the .NET runtime says hot reload is not supported here "
                                "(is a debugger attached, or DOTNET_HOTRELOAD_DISABLED set?)")
-        self.report.info(f".NET {info.version}, hot reload supported; capabilities: {' '.join(info.capabilities)}")
+        self.report.info(f".NET {info.version}, hot reload supported; capabilities: {' '.join(info.capabilities)}",
+                         "runtime", version=info.version, capabilities=list(info.capabilities))
         self.report.info(f"{dll.name} is editable (DebuggableAttribute: Default, DisableOptimizations); "
-                         f"built in {_ms(result.seconds)}")
+                         f"built in {_ms(result.seconds)}", "editable", dll=str(dll), ms=round(result.seconds * 1000))
         self.capabilities = list(info.capabilities)
         self.app = HostedApp(str(dll))
         self.updater = Updater(self.app, Baseline(build, pdb))
@@ -134,7 +148,8 @@ class Session:
                                     ignore=[self.builder.work_dir])
             watcher.start()
             self._worker, self._watcher = worker, watcher
-            self.report.info(f"watching {self.project.parent} (*.fs, *.fsi, *.fsproj); Ctrl-C to stop")
+            self.report.info(f"watching {self.project.parent} (*.fs, *.fsi, *.fsproj)", "watching",
+                             folder=str(self.project.parent))
         if self.run_entry_point:
             self.app.start(self.app_args, self._on_exit)
         return self
@@ -143,13 +158,17 @@ class Session:
         self.reload()
 
     def _on_exit(self, exit: AppExit) -> None:
+        self.app_exit = exit
         if exit.error:
-            self.report.error(f"the app crashed:\n{exit.error}")
+            self.report.error(f"the app crashed with an unhandled exception:\n{exit.error}", "app-exit",
+                              code=exit.code, exception=exit.error)
         else:
-            self.report.info(f"the app exited with code {exit.code}; still watching")
+            self.report.info(f"the app exited with code {exit.code}", "app-exit", code=exit.code)
+        for listener in self.exit_listeners:
+            listener(exit)
 
     def _on_fallback(self, reason: str) -> None:
-        self.report.info(f"{reason}: building with dotnet build")
+        self.report.info(f"{reason}: building with dotnet build", "fallback", reason=reason)
 
     def stop(self) -> None:
         if self._watcher is not None:
@@ -226,6 +245,8 @@ class Session:
         with self.changed:
             self.outcomes.append(outcome)
             self.changed.notify_all()
+        for listener in self.outcome_listeners:
+            listener(outcome)
         return outcome
 
     # ---- one pass of the loop -----------------------------------------------------------------------
@@ -233,14 +254,16 @@ class Session:
         """Rebuild and bring the running app up to date with the sources, or say why not."""
         assert self.updater is not None
         if self.updater.failed:
-            self.report.error(f"not applying: {self.updater.failed}; the app needs a restart")
+            self.report.error(f"not applying: {self.updater.failed}; the app needs a restart", "failed",
+                              reason=self.updater.failed)
             return self._record(Outcome("failed", message=self.updater.failed))
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
         if not result.ok:
-            self.report.error("compile error; the app keeps running the last good code:\n"
-                              + "\n".join(str(e) for e in result.errors))
+            self.report.error(f"compile error ({_ms(result.seconds)}); the app keeps running the last good code:\n"
+                              + "\n".join(str(e) for e in result.errors), "compile-error",
+                              errors=[str(e) for e in result.errors], ms=round(result.seconds * 1000))
             return self._record(Outcome("compile-error", errors=result.errors, timings=timings))
         t = time.perf_counter()
         new_build, new_pdb = load_build(str(result.dll))
@@ -259,7 +282,8 @@ class Session:
                 self.updater.lines.update_from(new_pdb, {baseline.defs[c.key] & 0xFFFFFF: c.new_rid
                                                          for c in diff.moved if c.key in baseline.defs})
                 message = f"; line numbers updated for {len(diff.moved)} moved method(s)"
-            self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply{message}")
+            self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply{message}", "built",
+                             ms=round(timings["build"] * 1000))
             return self._record(Outcome("no-change", timings=timings, message=message.lstrip("; ")))
         t = time.perf_counter()
         try:
@@ -270,7 +294,7 @@ class Session:
         try:
             timings["apply"] = self.updater.apply(delta)
         except ApplyFailed as exc:
-            self.report.error(str(exc))
+            self.report.error(f"{exc}", "failed", reason=str(exc))
             return self._record(Outcome("failed", message=str(exc), timings=timings))
         self.previous, self.previous_pdb = new_build, new_pdb
         t = time.perf_counter()
@@ -278,17 +302,20 @@ class Session:
         timings["verify"] = time.perf_counter() - t
         names = delta.summary
         stages = ", ".join(f"{k} {_ms(v)}" for k, v in timings.items())
-        self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})")
+        self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})", "applied",
+                       generation=delta.generation, methods=names,
+                       ms={k: round(v * 1000, 1) for k, v in timings.items()})
         checked = f"verified: IL read back for {len(verification.il_matches)}/{len(delta.method_tokens)}, " \
                   f"JIT-compiled {len(verification.jitted)}"
         if verification.invoked:
             checked += "; ran " + ", ".join(f"{k} -> {v}" for k, v in verification.invoked.items())
-        self.report.info(checked)
+        self.report.info(checked, "verified")
         for problem in verification.problems:
             self.report.warn(problem)
         return self._record(Outcome("applied", delta.generation, names, timings, verification=verification))
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)
-        self.report.warn(f"edit not applied (nothing of it was applied; the app keeps running):\n{lines}")
+        self.report.warn(f"edit not applied (nothing of it was applied; the app keeps running):\n{lines}", "refused",
+                         refusals=[str(r) for r in refusals])
         return self._record(Outcome("refused", refusals=refusals, timings=timings))

@@ -23,8 +23,9 @@ class WatchProcess:
 
     def __init__(self, project: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hotreload", "watch", str(project), "--", "--interval-ms", "200"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project.parent,
+            [sys.executable, "-m", "hotreload", "watch", str(project), "--restart", "never", "--", "--interval-ms",
+             "200"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project.parent,
         )
         self.lines: list[str] = []
         self.queue: queue.Queue[str] = queue.Queue()

@@ -1,0 +1,155 @@
+"""The interactive side of `hotreload watch`: keys, the restart question, and restarts.
+
+The CLR cannot be unloaded, so a restart is a fresh process: this one stops its watcher and compiler and replaces
+itself (exec) with `hotreload` and the same arguments; the new process builds the current sources and starts the app
+from scratch. The app's state is lost, and the announcement says so.
+
+Restart policy (`--restart`): `ask` (the default on a terminal) asks after a rude edit or a failed update;
+`auto` (the default when stdin is not a terminal, like `dotnet watch --non-interactive`) restarts; `never` only
+reports. An app that exited or crashed is started again (a restart) on the next good save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .app import AppExit
+from .report import Reporter
+from .session import Outcome, Session
+
+POLICIES = ("ask", "auto", "never")
+RESTART_COUNT_VARIABLE = "HOTRELOAD_RESTARTS"
+HELP = "keys: r restart the app (fresh process, state lost), q quit, h help; Ctrl-C quits"
+QUESTION = "restart the app now (fresh process, its state is lost)? [y]es / [n]o / [a]lways / ne[v]er"
+
+
+@contextlib.contextmanager
+def _cbreak(stream: Any) -> Iterator[bool]:
+    """Single keys without Enter on a terminal (Ctrl-C still interrupts); restored on the way out."""
+    try:
+        import termios
+        import tty
+
+        fd = stream.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError, AttributeError):
+        yield False
+        return
+    try:
+        tty.setcbreak(fd)
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class Console:
+    """Runs the watch loop's foreground: waits for keys or a restart, and carries it out."""
+
+    def __init__(self, session: Session, reporter: Reporter, policy: str, argv: list[str],
+                 stdin: Any = None) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"--restart must be one of {', '.join(POLICIES)}")
+        self.session = session
+        self.report = reporter
+        self.policy = policy
+        self.argv = argv
+        self.stdin = stdin or sys.stdin
+        self.interactive = bool(getattr(self.stdin, "isatty", lambda: False)())
+        self.asking = False
+        self.action: str | None = None  # "restart" or "quit", once decided
+        self.reason = ""
+        self.decided = threading.Event()
+        session.outcome_listeners.append(self.on_outcome)
+        session.exit_listeners.append(self.on_exit)
+
+    # ---- events ----------------------------------------------------------------------------------
+    def on_outcome(self, outcome: Outcome) -> None:
+        if outcome.kind in ("refused", "failed"):
+            why = "a rude edit" if outcome.kind == "refused" else "a failed update"
+            self.offer_restart(f"{why} needs a restart")
+        elif outcome.kind in ("applied", "no-change") and self.session.app_exit is not None:
+            self.decide("restart", "the app had stopped; starting it again with the new build")
+
+    def on_exit(self, exit: AppExit) -> None:
+        self.report.info("still watching: the next good save starts the app again"
+                         + ("; r restarts it now" if self.interactive else ""), "waiting")
+
+    def offer_restart(self, why: str) -> None:
+        if self.policy == "auto":
+            self.decide("restart", why)
+        elif self.policy == "never":
+            self.report.info(f"{why}; not restarting (--restart=never)" + ("; r restarts" if self.interactive else ""),
+                             "restart-declined")
+        else:
+            self.reason = why
+            self.asking = True
+            self.report.warn(f"{why}: {QUESTION}", "question")
+
+    def answer(self, key: str) -> None:
+        """A key pressed (or the first letter of a line when stdin is not a terminal)."""
+        key = key.lower()
+        if self.asking and key in "ynav":
+            self.asking = False
+            if key == "a":
+                self.policy = "auto"
+            elif key == "v":
+                self.policy = "never"
+            if key in "ya":
+                self.decide("restart", self.reason)
+            else:
+                self.report.info("not restarting; the app keeps running the last code that applied", "restart-declined")
+        elif key == "r":
+            self.decide("restart", "restart asked for")
+        elif key == "q":
+            self.decide("quit", "quit asked for")
+        elif key in ("h", "?"):
+            self.report.info(HELP, "help")
+
+    def decide(self, action: str, reason: str) -> None:
+        if self.action is None:
+            self.action, self.reason = action, reason
+            self.decided.set()
+
+    # ---- foreground --------------------------------------------------------------------------------
+    def _read_keys(self, cbreak: bool) -> None:
+        while self.action is None:
+            try:
+                data = self.stdin.read(1) if cbreak else self.stdin.readline()
+            except (OSError, ValueError):
+                return
+            if not data:
+                return  # end of input: keys are over, the loop goes on
+            if data.strip():
+                self.answer(data.strip()[0])
+
+    def run(self) -> str:
+        """Block until quit or restart (Ctrl-C quits); returns the action. Restart does not return (exec)."""
+        if self.interactive:
+            self.report.info(HELP, "help")
+        with _cbreak(self.stdin) if self.interactive else contextlib.nullcontext(False) as cbreak:
+            threading.Thread(target=self._read_keys, args=(cbreak,), name="hotreload-keys", daemon=True).start()
+            try:
+                while not self.decided.wait(0.2):
+                    pass
+            except KeyboardInterrupt:
+                self.decide("quit", "Ctrl-C")
+        assert self.action is not None
+        if self.action == "restart":
+            self.restart()
+        self.report.info("stopping", "stopping")
+        self.session.stop()
+        return self.action
+
+    def restart(self) -> None:
+        count = int(os.environ.get(RESTART_COUNT_VARIABLE, "0")) + 1
+        self.report.warn(f"restarting ({self.reason}): a fresh process with the new build; the app's state is lost",
+                         "restart", reason=self.reason, restart=count)
+        self.session.stop()
+        sys.stdout.flush()
+        os.environ[RESTART_COUNT_VARIABLE] = str(count)
+        os.execv(sys.executable, [sys.executable, "-m", "hotreload", *self.argv])
