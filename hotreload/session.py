@@ -174,7 +174,7 @@ class Session:
         if self._watcher is not None:
             self._watcher.stop()
         if self._worker is not None:
-            self._worker.stop()
+            self._worker.stop(timeout=1.0)  # a rebuild in progress is abandoned: stopping takes at most seconds
         if self.compiler is not None:
             self.compiler.close()
 

@@ -276,6 +276,11 @@ class SerialWorker:
             self._pending = True
             self._cond.notify_all()
 
+    @property
+    def busy(self) -> bool:
+        """A run is in progress."""
+        return self._running
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no run is in progress or queued; False if `timeout` seconds passed first."""
         with self._cond:
