@@ -8,7 +8,8 @@ let mutable private ticks = 0
 
 let private tick () =
     ticks <- ticks + 1
-    printfn "tick %d: %s | score %d | describe %d" ticks (Greeting.greeting "F#") (Greeting.score ticks)
+    let greeting = ReloadHandler.Greetings.GetOrAdd("F#", Func<string, string>(Greeting.greeting))
+    printfn "tick %d: %s | score %d | describe %d" ticks greeting (Greeting.score ticks)
         (Greeting.describe [ 1; 2; 3 ])
 
 [<EntryPoint>]
