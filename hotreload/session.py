@@ -256,7 +256,8 @@ class Session:
         if self.updater.failed:
             self.report.error(f"not applying: {self.updater.failed}; the app needs a restart", "failed",
                               reason=self.updater.failed)
-            return self._record(Outcome("failed", message=self.updater.failed))
+            return self._record(Outcome("failed", message=f"an earlier update failed ({self.updater.failed}); "
+                                                          "nothing more is applied: restart the app"))
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
