@@ -60,14 +60,20 @@ def find_project(path: str | os.PathLike[str]) -> Path:
     p = Path(path).resolve()
     if p.is_dir():
         found = sorted(p.glob("*.fsproj"))
-        if len(found) != 1:
-            raise ProjectError(f"{p}: expected one .fsproj in this folder, found {len(found)}; "
-                               "pass the project file explicitly")
+        if not found:
+            others = sorted(q.name for q in p.glob("*.*proj"))
+            seen = f" (only {', '.join(others)})" if others else ""
+            raise ProjectError(f"{p}: no F# project (.fsproj) in this folder{seen}; "
+                               "pass the path of an .fsproj or of the folder that holds it")
+        if len(found) > 1:
+            raise ProjectError(f"{p}: {len(found)} F# projects in this folder ({', '.join(q.name for q in found)}); "
+                               "pass the .fsproj to run")
         p = found[0]
     if not p.exists():
-        raise ProjectError(f"{p}: no such project file; check the path")
+        raise ProjectError(f"{p}: no such project file or folder; check the path")
     if p.suffix != ".fsproj":
-        raise ProjectError(f"{p}: not an F# project (.fsproj); hotreload works on F# projects")
+        raise ProjectError(f"{p}: not an F# project: hotreload works on F# projects (.fsproj); "
+                           "pass an .fsproj or the folder that holds it")
     return p
 
 
@@ -92,10 +98,12 @@ def check_sdk() -> str:
     version = proc.stdout.strip()
     major = version.split(".")[0]
     if proc.returncode != 0 or not major.isdigit():
-        raise ProjectError(f"`dotnet --version` failed ({proc.stderr.strip() or version}); "
-                           "install the .NET 10 SDK")
+        raise ProjectError(f"`{exe} --version` failed ({proc.stderr.strip() or version or 'no output'}); "
+                           "install the .NET 10 SDK (or check a global.json that pins an SDK not installed)")
     if int(major) < 10:
-        raise ProjectError(f".NET SDK {version} is too old: hotreload needs the .NET 10 SDK")
+        raise ProjectError(f"the .NET SDK that `dotnet` ({exe}) runs here is {version}, too old: hotreload needs the "
+                           ".NET 10 SDK; install it and put it first on PATH (or check a global.json that pins "
+                           "an older SDK)")
     return version
 
 

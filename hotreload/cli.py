@@ -23,16 +23,15 @@ def _watch(args: argparse.Namespace) -> int:
     if restarts:
         reporter.info(f"restart #{restarts}: a fresh process, the app starts from scratch", "restarted",
                       restart=int(restarts))
-    session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True, watch=True)
-    console = Console(session, reporter, policy, args.argv)
     try:
+        session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True, watch=True)
+        console = Console(session, reporter, policy, args.argv)
         session.start()
     except (ProjectError, HostError) as exc:
         reporter.error(str(exc), "fatal")
         return 2
     except KeyboardInterrupt:
-        session.stop()
-        return 130
+        return 130  # start() has stopped what it started
     reporter.info(f"restart policy: {policy}; Ctrl-C to stop", "ready", policy=policy)
     console.run()
     sys.stdout.flush()
@@ -47,16 +46,17 @@ def _delta(args: argparse.Namespace) -> int:
     try:
         old, old_pdb = load_build(args.old)
         new, new_pdb = load_build(args.new)
+        diff = diff_builds(old, new)  # rows and heaps are read lazily: corruption can surface here too
+        if diff.refusals:
+            for r in diff.refusals:
+                print(f"hotreload delta: {r}", file=sys.stderr)
+            return 1
+        assert diff.new is not None
+        delta = build_delta(Baseline(old, old_pdb), diff.new, new_pdb, diff)
     except (OSError, BadImageError) as exc:
-        print(f"hotreload delta: cannot read the assemblies: {exc}", file=sys.stderr)
+        print(f"hotreload delta: cannot read the assemblies ({args.old}, {args.new}): {exc}; "
+              "give two builds of the same project", file=sys.stderr)
         return 2
-    diff = diff_builds(old, new)
-    if diff.refusals:
-        for r in diff.refusals:
-            print(f"hotreload delta: {r}", file=sys.stderr)
-        return 1
-    assert diff.new is not None
-    delta = build_delta(Baseline(old, old_pdb), diff.new, new_pdb, diff)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     for ext, data in (("meta", delta.metadata), ("il", delta.il), ("pdb", delta.pdb)):

@@ -48,7 +48,12 @@ def editability_problem(asm: Assembly) -> str | None:
         missing.append("Default")
     if not modes & DISABLE_OPTIMIZATIONS:
         missing.append("DisableOptimizations")
-    if missing:
-        return (f"its DebuggableAttribute lacks {' and '.join(missing)} (modes {modes:#x}): it was built optimized; "
-                "remove <Optimize>true</Optimize> / Release settings from the project")
-    return None
+    if not missing:
+        return None
+    lacks = f"its DebuggableAttribute lacks {' and '.join(missing)} (modes {modes:#x})"
+    if modes & DISABLE_OPTIMIZATIONS:
+        return f"{lacks}; build it in Debug with debug information (hotreload passes -c Debug -p:Optimize=false)"
+    # Optimize=false is a global property here, so the project cannot turn it back on: only raw compiler flags can
+    return (f"{lacks}: it was built optimized. hotreload builds with -c Debug -p:Optimize=false, so something passes "
+            "--optimize+ (or -O) to the F# compiler: remove it from <OtherFlags> in the project or in a "
+            "Directory.Build.props/.targets above it")

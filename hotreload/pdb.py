@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .metadata.errors import BadImageError
 from .metadata.reader import MetadataImage
 from .metadata.schema import T
 from .metadata.sigs import compressed, compressed_signed, read_compressed, read_compressed_signed
@@ -39,8 +40,13 @@ class Pdb:
 
     @classmethod
     def from_file(cls, path: str) -> Pdb:
+        """Read a PDB; a BadImageError names the file (it is read beside an assembly, which has its own errors)."""
         with open(path, "rb") as f:
-            return cls(f.read())
+            data = f.read()
+        try:
+            return cls(data)
+        except BadImageError as exc:
+            raise BadImageError(f"{path} is not a readable portable PDB ({exc}); rebuild it") from None
 
     def document_name(self, rid: int) -> str:
         blob = self.md.blob(self.md.row(T.Document, rid)[0])

@@ -191,15 +191,16 @@ def parse_body(data: bytes) -> MethodBody:
             raise BadImageError(f"unsupported method data section kind {kind:#x}")
         fat = bool(kind & 0x40)
         more = bool(kind & 0x80)
+        sect_size = int.from_bytes(data[pos + 1:pos + 4], "little") if fat else data[pos + 1]
+        if sect_size < 4:  # a section's size counts its own 4-byte header; less would never advance (a hang)
+            raise BadImageError(f"method data section at body offset {pos:#x} has size {sect_size} (under 4)")
         if fat:
-            sect_size = int.from_bytes(data[pos + 1:pos + 4], "little")
             n = (sect_size - 4) // 24
             if pos + 4 + 24 * n > len(data):
                 raise BadImageError("truncated exception clauses")
             for i in range(n):
                 clauses.append(Clause(*struct.unpack_from("<IIIIII", data, pos + 4 + 24 * i)))
         else:
-            sect_size = data[pos + 1]
             n = (sect_size - 4) // 12
             if pos + 4 + 12 * n > len(data):
                 raise BadImageError("truncated exception clauses")

@@ -43,7 +43,9 @@ class MetadataImage:
         _flags, nstreams = struct.unpack_from("<HH", d, pos)
         pos += 4
         self.streams: dict[str, tuple[int, int]] = {}
-        for _ in range(nstreams):
+        for i in range(nstreams):
+            if pos + 8 > len(d):
+                raise BadImageError(f"stream header {i + 1} of {nstreams} runs past the end of the metadata")
             off, size = struct.unpack_from("<II", d, pos)
             pos += 8
             end = d.find(b"\0", pos)
@@ -52,7 +54,7 @@ class MetadataImage:
             name = d[pos:end].decode("ascii", "replace")
             pos = (end + 4) & ~3
             if off + size > len(d):
-                raise BadImageError(f"stream {name} runs past the end of the metadata")
+                raise BadImageError(f"stream {name!r} runs past the end of the metadata")
             self.streams[name] = (off, size)
         self.is_minimal_delta = "#JTD" in self.streams
 
@@ -95,11 +97,15 @@ class MetadataImage:
         if name not in self.streams:
             raise BadImageError("no metadata table stream")
         tables = self._stream(name)
+        if len(tables) < 24:
+            raise BadImageError(f"table stream {name} is {len(tables)} bytes: shorter than its 24-byte header")
         self.pdb_id = b""
         self.pdb_entry_point = 0
         external = [0] * TABLE_COUNT
         if "#Pdb" in self.streams:
             pdb = self._stream("#Pdb")
+            if len(pdb) < 32 + 4 * int.from_bytes(pdb[24:32], "little").bit_count():
+                raise BadImageError(f"#Pdb stream is {len(pdb)} bytes: too short for its id and row counts")
             self.pdb_id = pdb[:20]
             self.pdb_entry_point, mask = struct.unpack_from("<IQ", pdb, 20)
             pos = 32
@@ -111,6 +117,9 @@ class MetadataImage:
             external = list(external_row_counts) + [0] * (TABLE_COUNT - len(external_row_counts))
         heap_sizes = tables[6]
         valid, self.sorted_mask = struct.unpack_from("<QQ", tables, 8)
+        if len(tables) < 24 + 4 * valid.bit_count():
+            raise BadImageError(f"table stream {name} is {len(tables)} bytes: too short for the row counts of "
+                                f"{valid.bit_count()} tables")
         pos = 24
         self.row_counts = [0] * TABLE_COUNT
         for i in range(TABLE_COUNT):
@@ -204,8 +213,7 @@ class MetadataImage:
         length, pos = read_compressed(heap, offset)
         if pos + length > len(heap):
             raise BadImageError(f"#US entry at {offset:#x} runs past the heap")
-        n = length - 1 if length else 0
-        return heap[pos:pos + n].decode("utf-16-le", "surrogatepass")
+        return _utf16(heap, offset, pos, length - 1 if length else 0)
 
     def user_strings(self) -> dict[str, int]:
         """Every #US entry, value -> offset, so a delta can reuse strings the module already has."""
@@ -217,10 +225,18 @@ class MetadataImage:
             if length == 0:
                 pos = data
                 continue
-            n = length - 1
-            out.setdefault(heap[data:data + n].decode("utf-16-le", "surrogatepass"), pos)
+            if data + length > len(heap):
+                raise BadImageError(f"#US entry at {pos:#x} runs past the heap")
+            out.setdefault(_utf16(heap, pos, data, length - 1), pos)
             pos = data + length
         return out
+
+
+def _utf16(heap: bytes, entry: int, start: int, size: int) -> str:
+    """The UTF-16 text of the #US entry at `entry`; an odd byte count (2 per char, + 1 flag byte) is corruption."""
+    if size % 2:
+        raise BadImageError(f"#US entry at {entry:#x} has an odd length ({size + 1} bytes): not UTF-16 text")
+    return heap[start:start + size].decode("utf-16-le", "surrogatepass")
 
 
 class Assembly:
@@ -233,8 +249,13 @@ class Assembly:
 
     @classmethod
     def from_file(cls, path: str) -> Assembly:
+        """Read an assembly; a BadImageError names the file (a command reads several)."""
         with open(path, "rb") as f:
-            return cls(f.read(), path)
+            data = f.read()
+        try:
+            return cls(data, path)
+        except BadImageError as exc:
+            raise BadImageError(f"{path} is not a readable .NET assembly ({exc}); rebuild it") from None
 
     def data_at(self, rva: int, size: int) -> bytes:
         """`size` bytes of mapped data (a field's initial value) at `rva`."""

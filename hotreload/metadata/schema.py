@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from .errors import BadImageError
+
 
 class T(IntEnum):
     """Metadata table numbers (ECMA-335 II.22, Portable PDB spec)."""
@@ -83,7 +85,11 @@ class Coded:
     tables: tuple[T | None, ...]
 
     def decode(self, value: int) -> tuple[T | None, int]:
-        return self.tables[value & ((1 << self.bits) - 1)], value >> self.bits
+        try:
+            return self.tables[value & ((1 << self.bits) - 1)], value >> self.bits
+        except IndexError:  # the value comes from the file: corrupt, not a bug here
+            tag = value & ((1 << self.bits) - 1)
+            raise BadImageError(f"corrupt {self.name} coded index {value:#x}: tag {tag} names no table") from None
 
     def encode(self, table: T, row: int) -> int:
         return (row << self.bits) | self.tables.index(table)

@@ -14,14 +14,21 @@ from .schema import T, TypeDefOrRef
 
 
 def read_compressed(data: bytes, pos: int) -> tuple[int, int]:
-    """Decode an unsigned compressed integer at `pos`; return (value, next position)."""
-    b = data[pos]
-    if b & 0x80 == 0:
-        return b, pos + 1
-    if b & 0xC0 == 0x80:
-        return ((b & 0x3F) << 8) | data[pos + 1], pos + 2
-    if b & 0xE0 == 0xC0:
-        return ((b & 0x1F) << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3], pos + 4
+    """Decode an unsigned compressed integer at `pos`; return (value, next position).
+
+    Raises BadImageError (not IndexError) when the integer runs past the end of `data`: blobs come from the file.
+    """
+    try:
+        b = data[pos]
+        if b & 0x80 == 0:
+            return b, pos + 1
+        if b & 0xC0 == 0x80:
+            return ((b & 0x3F) << 8) | data[pos + 1], pos + 2
+        if b & 0xE0 == 0xC0:
+            return ((b & 0x1F) << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3], pos + 4
+    except IndexError:
+        raise BadImageError(f"compressed integer at offset {pos:#x} runs past the end of its blob "
+                            f"({len(data)} bytes)") from None
     raise BadImageError(f"bad compressed integer prefix {b:#x}")
 
 
@@ -66,12 +73,18 @@ TypeMapper = Callable[[T, int], bytes]
 _LEAF = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x16, 0x18, 0x19, 0x1C}
 
 
+MAX_TYPE_DEPTH = 200
+"""Types nested deeper than this in one signature are refused as corrupt: real ones nest a few levels, and the
+walker recurses once per level (a blob of 0x0F PTR bytes would otherwise end in RecursionError)."""
+
+
 class _Walker:
     def __init__(self, blob: bytes, fn: TypeMapper) -> None:
         self.b = blob
         self.pos = 0
         self.out = bytearray()
         self.fn = fn
+        self.depth = 0
 
     def byte(self) -> int:
         v = self.b[self.pos]
@@ -96,6 +109,9 @@ class _Walker:
         et = self.byte()
         if et in _LEAF:
             return
+        self.depth += 1
+        if self.depth > MAX_TYPE_DEPTH:
+            raise BadImageError(f"signature types nested more than {MAX_TYPE_DEPTH} deep at byte {self.pos - 1:#x}")
         if et in (0x0F, 0x10, 0x1D, 0x45, 0x41):  # PTR BYREF SZARRAY PINNED SENTINEL
             self.type()
         elif et in (0x11, 0x12):  # VALUETYPE CLASS
@@ -121,6 +137,7 @@ class _Walker:
             self.method(self.byte())
         else:
             raise BadImageError(f"unknown element type {et:#x} in signature")
+        self.depth -= 1
 
     def method(self, conv: int) -> None:
         if conv & 0x10:
