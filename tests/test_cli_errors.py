@@ -24,7 +24,7 @@ from fsharp_testkit import BuildFarm
 from hotreload.build import Builder
 from hotreload.editable import DISABLE_OPTIMIZATIONS, debugging_modes
 from hotreload.metadata.reader import Assembly, MetadataImage
-from hotreload.metadata.schema import T
+from hotreload.metadata.schema import HasCustomAttribute, T
 
 TIMEOUT = 180.0
 """Seconds a failing command may take (a first build included) before it counts as hung."""
@@ -283,17 +283,33 @@ def test_delta_names_a_missing_assembly(build_farm: BuildFarm, tmp_path: Path) -
 
 
 @pytest.mark.runtime
-def test_delta_names_an_assembly_corrupt_behind_valid_headers(build_farm: BuildFarm, tmp_path: Path) -> None:
-    """Headers and tables parse, but a TypeDef's name points past #Strings: found only when the differ reads it."""
+@pytest.mark.parametrize("what", ["type name", "attribute constructor"])
+def test_delta_names_an_assembly_corrupt_behind_valid_headers(build_farm: BuildFarm, tmp_path: Path,
+                                                             what: str) -> None:
+    """Headers and tables parse, but a row is corrupt: found only when the differ reads it (rows are read lazily).
+
+    A TypeDef's name past #Strings; a type's custom attribute whose constructor has an unused CustomAttributeType
+    tag (0: an AssertionError in names.py before schema's Coded.decode refused unused tags).
+    """
     good = build_farm["gen0"].dll
     data = bytearray(good.read_bytes())
     md = Assembly(bytes(data)).md
-    row = data.index(md.raw) + md.table_offsets[T.TypeDef] + _row_size(md, T.TypeDef)  # TypeDef row 2
-    data[row + 4:row + 6] = b"\xff\xff"  # Flags (u4), then Name: a 2-byte #Strings offset
+    root = data.index(md.raw)
+    if what == "type name":
+        row = root + md.table_offsets[T.TypeDef] + _row_size(md, T.TypeDef)  # TypeDef row 2
+        data[row + 4:row + 6] = b"\xff\xff"  # Flags (u4), then Name: a 2-byte #Strings offset
+        says = "#Strings offset 0xffff out of range"
+    else:
+        rid = next(i for i, (parent, _ctor, _value) in enumerate(md.rows(T.CustomAttribute), 1)
+                   if HasCustomAttribute.decode(parent)[0] == T.TypeDef)
+        row = root + md.table_offsets[T.CustomAttribute] + (rid - 1) * _row_size(md, T.CustomAttribute)
+        ctor, = struct.unpack_from("<H", data, row + 2)  # Parent, then Type: 2-byte coded indexes
+        struct.pack_into("<H", data, row + 2, ctor & ~0x7)
+        says = "corrupt CustomAttributeType coded index"
     broken = tmp_path / "HotLib.dll"
     broken.write_bytes(data)
     run = hotreload("delta", str(good), str(broken), "-o", str(tmp_path / "out"), cwd=tmp_path)
-    assert_refused(run, str(broken), "#Strings offset 0xffff out of range")
+    assert_refused(run, str(broken), says)
 
 
 def _row_size(md: MetadataImage, table: T) -> int:

@@ -85,11 +85,12 @@ class Coded:
     tables: tuple[T | None, ...]
 
     def decode(self, value: int) -> tuple[T | None, int]:
-        try:
-            return self.tables[value & ((1 << self.bits) - 1)], value >> self.bits
-        except IndexError:  # the value comes from the file: corrupt, not a bug here
-            tag = value & ((1 << self.bits) - 1)
-            raise BadImageError(f"corrupt {self.name} coded index {value:#x}: tag {tag} names no table") from None
+        """(table, row); a tag past the list or an unused one (None) comes from a corrupt file: BadImageError."""
+        tag = value & ((1 << self.bits) - 1)
+        table = self.tables[tag] if tag < len(self.tables) else None
+        if table is None:
+            raise BadImageError(f"corrupt {self.name} coded index {value:#x}: tag {tag} names no table")
+        return table, value >> self.bits
 
     def encode(self, table: T, row: int) -> int:
         return (row << self.bits) | self.tables.index(table)

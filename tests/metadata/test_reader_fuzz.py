@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from hotreload.metadata.errors import BadImageError
 from hotreload.metadata.il import instructions, parse_body
 from hotreload.metadata.reader import Assembly, MetadataImage
-from hotreload.metadata.schema import SCHEMA, Coded, T, TypeDefOrRef
+from hotreload.metadata.schema import SCHEMA, Coded, CustomAttributeType, T, TypeDefOrRef
 from hotreload.metadata.sigs import MAX_TYPE_DEPTH, map_signature, map_type_signature, read_compressed
 from hotreload.pdb import Pdb, decode_sequence_points
 
@@ -410,12 +410,16 @@ def test_truncated_compressed_integer_is_bad_image() -> None:
 
 
 def test_undefined_coded_index_tag_is_bad_image() -> None:
-    """TypeDefOrRef has three tables for two tag bits: tag 3 indexed past the tuple."""
+    """TypeDefOrRef has three tables for two tag bits: tag 3 indexed past the tuple (IndexError)."""
     assert TypeDefOrRef.decode(0x10) == (T.TypeDef, 4)
     with pytest.raises(BadImageError, match="TypeDefOrRef coded index 0x13: tag 3"):
         TypeDefOrRef.decode(0x13)
     with pytest.raises(BadImageError, match="tag 3"):
         map_signature(b"\x06\x12\x13", _ignore_type)  # FIELD CLASS <TypeDefOrRef tag 3>
+    assert CustomAttributeType.decode(0x1B) == (T.MemberRef, 3)
+    for unused in (0, 1, 4):  # CustomAttributeType's unused tags (names.py asserted they never occur)
+        with pytest.raises(BadImageError, match=f"CustomAttributeType coded index .*: tag {unused}"):
+            CustomAttributeType.decode(0x18 | unused)
 
 
 def test_odd_length_user_string_is_bad_image() -> None:
