@@ -6,7 +6,14 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from .errors import HotReloadError
+
+
+class AppError(HotReloadError):
+    """The app's code could not be found, or threw, when called through the API; or the app has no entry point."""
 
 
 @dataclass
@@ -48,15 +55,20 @@ class HostedApp:
 
         self.path = os.path.abspath(dll_path)
         self.context = AssemblyLoadContext(name, False)
-        resolver = AssemblyDependencyResolver(self.path)
-        folder = os.path.dirname(self.path)
+        # Where dependencies come from, newest build first: a package added while running resolves from the build
+        # that brought it (its .deps.json), everything else as at the start.
+        self.probes: list[tuple[Any, str]] = [(AssemblyDependencyResolver(self.path), os.path.dirname(self.path))]
+        self._deps = self._deps_json(self.path)
 
         def resolve(ctx: Any, asm_name: Any) -> Any:
-            found = resolver.ResolveAssemblyToPath(asm_name)
-            if not found:
-                candidate = os.path.join(folder, f"{asm_name.Name}.dll")
-                found = candidate if os.path.exists(candidate) else None
-            return ctx.LoadFromAssemblyPath(found) if found else None
+            for resolver, folder in self.probes:
+                found = resolver.ResolveAssemblyToPath(asm_name)
+                if not found:
+                    candidate = os.path.join(folder, f"{asm_name.Name}.dll")
+                    found = candidate if os.path.exists(candidate) else None
+                if found:
+                    return ctx.LoadFromAssemblyPath(found)
+            return None
 
         self._resolve = Func[AssemblyLoadContext, AssemblyName, Assembly](resolve)
         self.context.add_Resolving(self._resolve)
@@ -65,6 +77,26 @@ class HostedApp:
         self.thread: threading.Thread | None = None
         self.exit: AppExit | None = None
 
+    @staticmethod
+    def _deps_json(dll: str) -> bytes:
+        try:
+            with open(os.path.splitext(dll)[0] + ".deps.json", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+
+    def add_dependencies(self, out_dir: Path, snapshot: Callable[[str], Path]) -> None:
+        """When the latest build in `out_dir` lists other dependencies (a package was added), keep a copy of it
+        (`snapshot`) and resolve from there first, so code of the next update can load the new assemblies."""
+        deps = self._deps_json(str(out_dir / os.path.basename(self.path)))
+        if not deps or deps == self._deps:
+            return
+        from System.Runtime.Loader import AssemblyDependencyResolver  # type: ignore[import-not-found]
+
+        copy = snapshot(f"deps{len(self.probes)}")
+        self.probes.insert(0, (AssemblyDependencyResolver(str(copy)), str(copy.parent)))
+        self._deps = deps
+
     # ---- running ----------------------------------------------------------------------------------
     def start(self, args: list[str], on_exit: Callable[[AppExit], None] | None = None) -> None:
         """Run the entry point on a daemon thread (pythonnet releases the GIL while .NET runs)."""
@@ -72,7 +104,7 @@ class HostedApp:
 
         entry = self.assembly.EntryPoint
         if entry is None:
-            raise ValueError(f"{self.path} has no entry point ([<EntryPoint>]): it is a library, not an app")
+            raise AppError(f"{self.path} has no entry point ([<EntryPoint>]): it is a library, not an app")
 
         def run() -> None:
             try:
@@ -115,7 +147,7 @@ class HostedApp:
                 prop = t.GetProperty(member, flags)
                 if prop is not None:
                     return prop.GetGetMethod(True)
-        raise LookupError(f"no method {qualified} in {os.path.basename(self.path)}")
+        raise AppError(f"no method {qualified} in {os.path.basename(self.path)}")
 
     def call(self, qualified: str, *args: Any) -> Any:
         """Invoke a static method; Python ints, floats, bools and strs become Int32/Int64, Double, Boolean, String."""
@@ -124,8 +156,9 @@ class HostedApp:
         method = self.find_method(qualified)
         try:
             return method.Invoke(None, Array[Object]([to_net(a) for a in args]) if args else None)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
             inner = getattr(exc, "InnerException", None)
             if inner is not None:
-                raise RuntimeError(f"{qualified} threw {inner.GetType().FullName}: {inner.Message}") from None
-            raise
+                raise AppError(f"{qualified} threw {inner.GetType().FullName}: {inner.Message}") from None
+            raise AppError(f"{qualified} could not be called with {len(args)} argument(s): "
+                           f"{str(exc).splitlines()[0]}") from None

@@ -2,8 +2,9 @@
 
 ApplyUpdate is not transactional and has no lock: updates are serialized here, the baseline advances
 only after success, and after a failure nothing more is applied (the process state is unknown).
-Proof: each updated method's IL is read back through reflection and compared with what we sent, the
-method is JIT-compiled (bad IL only fails there), and safe parameterless functions are invoked.
+Proof without running the app's code: each updated method's IL is read back through reflection and compared
+with what we sent, the method is JIT-compiled (bad IL only fails there; JIT runs no app code, not even static
+constructors), and added types, methods and fields must be visible through reflection.
 """
 
 from __future__ import annotations
@@ -16,27 +17,26 @@ from typing import Any
 
 from .app import HostedApp
 from .delta import Baseline, Delta
-from .diff import Build
+from .errors import HotReloadError
 from .lines import LineInfo
 from .names import display_name
 from .runtime import UpdateApplier
 
-# A parameterless function is invoked to check it only if its IL calls nothing from these.
-_SIDE_EFFECT_SCOPES = ("System.Console", "System.IO.", "System.Threading", "System.Net.", "System.Diagnostics.Process",
-                       "System.Environment", "System.Random", "Microsoft.FSharp.Core.PrintfModule",
-                       "Microsoft.FSharp.Core.ExtraTopLevelOperators::PrintFormat", "System.Runtime.InteropServices")
 
-
-class ApplyFailed(Exception):
+class ApplyFailed(HotReloadError):
     """The runtime rejected a delta; the process may be inconsistent and needs a restart."""
 
 
 @dataclass
 class Verification:
+    """What reading the running code back showed. `problems` are failed checks (the save failed); `warnings` are
+    things the user should hear that do not undo the update (an update handler threw, stack lines are off)."""
+
     il_matches: list[str] = field(default_factory=list)
     jitted: list[str] = field(default_factory=list)
-    invoked: dict[str, str] = field(default_factory=dict)  # method -> result (repr) or exception text
+    visible: list[str] = field(default_factory=list)  # added members that reflection shows
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Updater:
@@ -67,9 +67,20 @@ class Updater:
                 self.failed = f"generation {delta.generation}: {exc}".splitlines()[0]
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
                                   "the app may now be inconsistent: restart it") from None
-            self.baseline.commit(delta)
+            try:
+                self.baseline.commit(delta)
+            except Exception as exc:  # noqa: BLE001 - a bug of ours: the running code is ahead of our records
+                self.failed = f"generation {delta.generation} was applied but not recorded: {exc}".splitlines()[0]
+                raise ApplyFailed(f"generation {delta.generation} was applied, but hotreload could not record it "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                  "nothing more can be applied to this process: restart the app") from None
             lines_problem = self.lines.applied(delta.pdb)  # hook (hotreload.lines); never raises
-            self.handler_errors = self._run_handlers(delta) + ([lines_problem] if lines_problem else [])
+            try:
+                self.handler_errors = self._run_handlers(delta)
+            except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
+                self.handler_errors = [f"the update handlers could not be run: {str(exc).splitlines()[0]}"]
+            if lines_problem:
+                self.handler_errors.append(lines_problem)
             return time.perf_counter() - start
 
     def _updated_types(self, delta: Delta) -> Any:
@@ -110,56 +121,52 @@ class Updater:
                     errors.append(f"{handler.FullName}.{name} threw: {str(exc).splitlines()[0]}")
         return errors
 
-    def verify(self, delta: Delta, build: Build, invoke_timeout: float = 2.0) -> Verification:
-        """Read back, JIT and (where safe) run every updated method."""
+    def verify(self, delta: Delta) -> Verification:
+        """Read back and JIT every updated method, and find every added member through reflection.
+
+        Runs none of the app's code: hot reload must leave the app's state as it was (a function that clears a
+        collection or bumps a counter must not run because it was saved)."""
+        from System.Reflection import BindingFlags  # type: ignore[import-not-found]
         from System.Runtime.CompilerServices import RuntimeHelpers  # type: ignore[import-not-found]
 
-        result = Verification(problems=list(self.handler_errors))
+        result = Verification(warnings=list(self.handler_errors))
         for key, tok in delta.method_tokens.items():
             name = display_name(key)
             method = self.app.method(tok)
             live = self.app.method_il(tok)
-            if live == delta.method_il[key]:
-                result.il_matches.append(name)
-            else:
+            if live != delta.method_il[key]:
                 result.problems.append(f"{name}: the runtime still reports the old IL")
                 continue
-            generic = bool(method.IsGenericMethodDefinition or method.DeclaringType.ContainsGenericParameters)
-            if not generic:
-                try:
-                    RuntimeHelpers.PrepareMethod(method.MethodHandle)
-                    result.jitted.append(name)
-                except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
-                    result.problems.append(f"{name}: JIT rejected the new IL: {str(exc).splitlines()[0]}")
-                    continue
-            new_rid = delta.new_rids.get(key, 0)
-            if new_rid and "@" not in name and self._safe_to_invoke(method, build, new_rid):
-                result.invoked[name] = self._invoke(method, invoke_timeout)
-        return result
-
-    def _safe_to_invoke(self, method: Any, build: Build, rid: int) -> bool:
-        if not method.IsStatic or method.GetParameters().Length or method.IsGenericMethodDefinition:
-            return False
-        if method.DeclaringType.ContainsGenericParameters or method.Name in (".cctor", "main@"):
-            return False
-        if str(method.ReturnType.FullName) == "System.Void" or method == self.app.assembly.EntryPoint:
-            return False
-        refs = build.normalized(rid)[1]
-        return not any(scope in ref for ref in refs for scope in _SIDE_EFFECT_SCOPES)  # type: ignore[attr-defined]
-
-    @staticmethod
-    def _invoke(method: Any, timeout: float) -> str:
-        box: dict[str, str] = {}
-
-        def run() -> None:
+            result.il_matches.append(name)
+            if method.IsGenericMethodDefinition or method.DeclaringType.ContainsGenericParameters:
+                continue  # compiled per instantiation: nothing to prepare without choosing type arguments
             try:
-                value = method.Invoke(None, None)
-                box["result"] = repr(value) if isinstance(value, (bool, int, float, str)) else str(value)
+                RuntimeHelpers.PrepareMethod(method.MethodHandle)
+                result.jitted.append(name)
             except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
-                inner = getattr(exc, "InnerException", None)
-                box["result"] = f"threw {inner.GetType().FullName if inner is not None else type(exc).__name__}"
-
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        t.join(timeout)
-        return box.get("result", f"still running after {timeout:.0f}s (not waited for)")
+                result.problems.append(f"{name}: the JIT rejected the new IL: {str(exc).splitlines()[0]}")
+        flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance \
+            | BindingFlags.DeclaredOnly
+        for key, tok in delta.new_defs.items():
+            try:
+                if key.startswith("T:"):
+                    seen = self.app.module.ResolveType(tok) is not None
+                elif key.startswith("M:"):
+                    member = self.app.module.ResolveMethod(tok)
+                    listed = member.DeclaringType.GetConstructors(flags) if member.IsConstructor \
+                        else member.DeclaringType.GetMethods(flags)
+                    seen = any(m.MetadataToken == tok for m in listed)
+                elif key.startswith("F:"):
+                    member = self.app.module.ResolveField(tok)
+                    seen = any(f.MetadataToken == tok for f in member.DeclaringType.GetFields(flags))
+                else:
+                    continue
+            except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
+                result.problems.append(f"added {display_name(key)}: reflection cannot find it "
+                                       f"({str(exc).splitlines()[0]})")
+                continue
+            if seen:
+                result.visible.append(display_name(key))
+            else:
+                result.problems.append(f"added {display_name(key)}: not visible through reflection")
+        return result

@@ -11,6 +11,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import HotReloadError
+
 # Debug, no optimization, portable PDB, deterministic: what the runtime needs to accept deltas and what
 # keeps two builds of the same source comparable.
 BUILD_PROPERTIES = {
@@ -28,7 +30,7 @@ _DIAGNOSTIC = re.compile(r"^(?P<loc>.*?)(?:\((?P<line>\d+),(?P<col>\d+)\))?\s*:\
                          r"(?P<code>[A-Z]+\d+)\s*:\s*(?P<msg>.*?)(?:\s+\[[^\]]*\])?$")
 
 
-class ProjectError(Exception):
+class ProjectError(HotReloadError):
     """The project cannot be used (missing, not F#, no SDK...): the message says what to do."""
 
 

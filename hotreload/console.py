@@ -20,7 +20,7 @@ from typing import Any
 
 from .app import AppExit
 from .report import Reporter
-from .session import Outcome, Session
+from .session import Outcome, OutcomeKind, Session
 
 POLICIES = ("ask", "auto", "never")
 RESTART_COUNT_VARIABLE = "HOTRELOAD_RESTARTS"
@@ -69,8 +69,9 @@ class Console:
 
     # ---- events ----------------------------------------------------------------------------------
     def on_outcome(self, outcome: Outcome) -> None:
-        if outcome.kind in ("refused", "failed"):
-            why = "a rude edit" if outcome.kind == "refused" else "a failed update"
+        if outcome.needs_restart:
+            why = {OutcomeKind.REFUSED: "a rude edit", OutcomeKind.FAILED: "a failed update"}.get(
+                outcome.kind, f"an edit to {', '.join(outcome.next_call)}, which is running now,")
             self.offer_restart(f"{why} needs a restart")
         elif outcome.kind in ("applied", "no-change") and self.session.app_exit is not None:
             self.decide("restart", "the app had stopped; starting it again with the new build")

@@ -13,7 +13,8 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
-from .diff import Build, ChangedMethod, Diff, Refusal
+from .diff import Build, ChangedMethod, Diff
+from .errors import HotReloadError
 from .metadata.il import MethodBody, encode_body, map_tokens
 from .metadata.schema import (
     TABLE_COUNT,
@@ -35,13 +36,14 @@ from .metadata.sigs import compressed, encode_type_token, map_signature, map_typ
 from .metadata.writer import BlobHeap, StringHeap, UserStringHeap, pdb_stream, write_metadata
 from .names import display_name
 from .pdb import MethodDebugInfo, Pdb, SequencePoint, encode_sequence_points
+from .refusal import Refusal, RefusalKind
 
 _DEF_TABLES = (T.TypeDef, T.MethodDef, T.Field)
 _ADD_METHOD, _ADD_FIELD, _ADD_PARAMETER, _ADD_PROPERTY = 1, 2, 3, 4
 _REF_TABLES = (T.AssemblyRef, T.ModuleRef, T.TypeRef, T.TypeSpec, T.MemberRef, T.MethodSpec, T.StandAloneSig)
 
 
-class UnsupportedEdit(Exception):
+class UnsupportedEdit(HotReloadError):
     """The new IL needs something a body-only delta cannot express (e.g. a member that does not exist yet)."""
 
     def __init__(self, refusal: Refusal) -> None:
@@ -179,7 +181,7 @@ class DeltaBuilder:
         if t in _DEF_TABLES:
             found = self.base.defs.get(key) or self.new_defs.get(key)
             if found is None:
-                raise UnsupportedEdit(Refusal("reference to a new member", self.context,
+                raise UnsupportedEdit(Refusal(RefusalKind.NEW_REFERENCE, self.context,
                                               f"uses {key[2:].split('|')[0]}, which the running app does not have"))
             return found
         found = self.base.refs.get(key) or self.new_refs.get(key)
@@ -232,7 +234,7 @@ class DeltaBuilder:
         elif t == T.StandAloneSig:
             new_row = (self._sig(r[0]),)
         else:
-            raise UnsupportedEdit(Refusal("reference kind not supported", self.context, t.name))
+            raise UnsupportedEdit(Refusal(RefusalKind.REFERENCE_KIND, self.context, t.name))
         return self._add_row(t, new_row)
 
     # ---- the delta ---------------------------------------------------------------------------------
@@ -442,11 +444,11 @@ class DeltaBuilder:
     def _update_method(self, key: str, new_rid: int) -> None:
         running = self.base.defs.get(key)
         if running is None:
-            raise UnsupportedEdit(Refusal("method not in the running app", display_name(key)))
+            raise UnsupportedEdit(Refusal(RefusalKind.MISSING_METHOD, display_name(key)))
         rid = running & 0xFFFFFF
         rva = self._body(key, new_rid, rid)
         if not rva:
-            raise UnsupportedEdit(Refusal("method has no IL body", display_name(key)))
+            raise UnsupportedEdit(Refusal(RefusalKind.NO_BODY, display_name(key)))
         self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
 
     def _delete_method(self, key: str) -> None:
@@ -493,7 +495,7 @@ class DeltaBuilder:
         for i, row in enumerate(md.rows(T.AssemblyRef), 1):
             if md.string(row[6]) in ("System.Runtime", "netstandard"):
                 return i
-        raise UnsupportedEdit(Refusal("deleted method", self.context, "the app does not reference System.Runtime"))
+        raise UnsupportedEdit(Refusal(RefusalKind.DELETED_METHOD, self.context, "the app does not reference System.Runtime"))
 
     def _set_attributes(self, table: T, running: int, new_rid: int) -> None:
         """The entity's custom attributes become the new build's: its running rows are rewritten in place,

@@ -19,6 +19,7 @@ from .metadata.schema import T
 from .names import display_name
 from .pdb import Pdb
 from .refusal import Refusal
+from .refusal import RefusalKind as K
 
 __all__ = ["Build", "ChangedMethod", "Diff", "Refusal", "diff_builds"]
 
@@ -35,6 +36,7 @@ class ChangedMethod:
 
 
 _UNION, _RECORD = 1, 2
+_ATTRIBUTE_HINT = "hotreload applies attribute changes on types, methods and fields only: restart the app to pick it up"
 _VIRTUAL = 0x40
 
 
@@ -106,14 +108,14 @@ class _Differ:
         self.caps = set(capabilities) if capabilities is not None else None
         self.result = Diff(new=new)
 
-    def refuse(self, kind: str, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
+    def refuse(self, kind: K, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
         self.result.refusals.append(Refusal(kind, member, detail, hint))
 
     def needs(self, capability: str, what: str, member: str) -> bool:
         """False (and a refusal) when the running runtime lacks `capability`."""
         if self.caps is None or capability in self.caps:
             return True
-        self.refuse(f"{what} not supported by this runtime", member, f"it lacks the {capability} capability")
+        self.refuse(K.CAPABILITY, member, f"{what} needs the {capability} capability, which it lacks")
         return False
 
     def kind_of_old(self, type_name: str) -> int:
@@ -137,13 +139,13 @@ class _Differ:
             enclosing = new.names.enclosing.get(rid)
             if enclosing and "@" not in new.names.own_name(T.TypeDef, rid) \
                     and self.kind_of_old(new.names.typedef_name(enclosing)) == _UNION:
-                self.refuse("union case change", _type_display(key).rpartition("/")[0],
+                self.refuse(K.UNION_CASE, _type_display(key).rpartition("/")[0],
                             "a union's cases are part of its layout; values already built would not match")
                 continue
             if not self.needs("NewTypeDefinition", "adding types", _type_display(key)):
                 continue
             if new.asm.md.rows(T.EventMap) and any(p == rid for p, _ in new.asm.md.rows(T.EventMap)):
-                self.refuse("added type with events", _type_display(key), "events on new types are not supported yet")
+                self.refuse(K.EVENTS, _type_display(key), "events on added types are not supported yet")
                 continue
             result.added_types.append(rid)
             result.added_methods += list(new.methods_of(rid))
@@ -152,7 +154,7 @@ class _Differ:
             name = _type_display(key)
             parent = name.rpartition("/")[0]
             if "@" not in name.rpartition("/")[2] and parent and self.kind_of_old(parent) == _UNION:
-                self.refuse("union case change", parent,
+                self.refuse(K.UNION_CASE, parent,
                             "a union's cases are part of its layout; values already built would not match")
             else:
                 result.removed_types.append(name)
@@ -162,16 +164,16 @@ class _Differ:
                 continue
             name = _type_display(key)
             if before[0] != after[0]:
-                self.refuse("type attribute change", name, "accessibility, sealed/abstract or layout flags changed")
+                self.refuse(K.TYPE_ATTRIBUTES, name, "accessibility, sealed/abstract or layout flags changed")
             if before[1] != after[1]:
-                self.refuse("base type change", name, f"{str(before[1])[2:] or 'none'} -> {str(after[1])[2:] or 'none'}")
+                self.refuse(K.BASE_TYPE, name, f"{str(before[1])[2:] or 'none'} -> {str(after[1])[2:] or 'none'}")
             if before[2] != after[2]:
-                self.refuse("interface change", name, "implemented interfaces changed")
+                self.refuse(K.INTERFACES, name, "implemented interfaces changed")
             if before[3] != after[3]:
                 params_before = cast(tuple[tuple[object, ...], ...], before[3])
                 params_after = cast(tuple[tuple[object, ...], ...], after[3])
                 same_params = [p[:3] for p in params_before] == [p[:3] for p in params_after]
-                self.refuse("generic constraint change" if same_params else "generic parameter change", name)
+                self.refuse(K.GENERIC_CONSTRAINT if same_params else K.GENERIC_PARAMETERS, name)
 
     # ---- fields --------------------------------------------------------------------------------------
     def fields(self) -> None:
@@ -185,7 +187,7 @@ class _Differ:
                    if "T:" + _owner_name(k) in old_type_names and "T:" + _owner_name(k) in new.types}
         retyped = {display_name(k) for k in added} & {display_name(k) for k in removed}
         for name in sorted(retyped):
-            self.refuse("field type change", name, "values already stored would not match the new type")
+            self.refuse(K.FIELD_TYPE, name, "values already stored would not match the new type")
         for key, rid in sorted(added.items()):
             name = display_name(key)
             if name in retyped:
@@ -193,11 +195,11 @@ class _Differ:
             owner = new.names.field_owner[rid]
             owner_name = _owner_name(key)
             if self.layout_fixed(owner_name, owner):
-                self.refuse("record field, union case or struct layout change", owner_name,
+                self.refuse(K.LAYOUT, owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
                 if new.names.own_name(T.Field, rid) != "init@":
-                    self.refuse("added module-level value", _module_value(name),
+                    self.refuse(K.ADDED_MODULE_VALUE, _module_value(name),
                                 "module initializers already ran, so the new value would never be set")
             elif rid in new.field_rvas and not self.needs("AddFieldRva", "changing array literal data", name):
                 continue
@@ -211,16 +213,16 @@ class _Differ:
                 continue  # data fields are replaced, never removed (see match.py)
             owner_name = _owner_name(key)
             if self.layout_fixed(owner_name, old.types["T:" + owner_name], build=old):
-                self.refuse("record field, union case or struct layout change", owner_name,
+                self.refuse(K.LAYOUT, owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
-                self.refuse("removed module-level value", _module_value(name),
+                self.refuse(K.REMOVED_MODULE_VALUE, _module_value(name),
                             "module initializers already ran; removing a value needs a fresh start")
             else:
-                self.refuse("removed field", name, "the running objects still hold it")
+                self.refuse(K.REMOVED_FIELD, name, "the running objects still hold it")
         for key in sorted(old_fields.keys() & new_fields.keys()):
             if old.field_flags(old_fields[key]) != new.field_flags(new_fields[key]):
-                self.refuse("field attribute change", display_name(key))
+                self.refuse(K.FIELD_ATTRIBUTES, display_name(key))
 
     def layout_fixed(self, owner_name: str, owner_rid: int, build: Build | None = None) -> bool:
         build = build or self.new
@@ -236,11 +238,11 @@ class _Differ:
         removed = {k: old_methods[k] for k in old_methods.keys() - new_methods.keys()
                    if "T:" + _owner_name(k) in new.types}
         resigned = {display_name(k) for k in added} & {display_name(k) for k in removed}
-        layout_refused = {r.member for r in self.result.refusals if r.kind.startswith("record field")}
+        layout_refused = {r.member for r in self.result.refusals if r.kind == K.LAYOUT}
         for name in sorted(resigned):
             if name.endswith("..ctor") and name[:-6] in layout_refused:
                 continue  # the record's constructor follows its fields: already said
-            self.refuse("signature change", name, "parameter or return types changed; callers compiled against the "
+            self.refuse(K.SIGNATURE, name, "parameter or return types changed; callers compiled against the "
                         "old signature are still running")
         for key, rid in sorted(added.items()):
             name = display_name(key)
@@ -250,9 +252,9 @@ class _Differ:
             flags = new.method_flags(rid)[0]
             if name.endswith(".cctor"):
                 if not _owner_name(key).startswith("<StartupCode$"):  # module values: refused with their field
-                    self.refuse("added static initializer", name, "it would not run for a type already initialized")
+                    self.refuse(K.ADDED_INITIALIZER, name, "it would not run for a type already initialized")
             elif flags & _VIRTUAL:
-                self.refuse("added virtual, override or interface member", name,
+                self.refuse(K.ADDED_VIRTUAL, name,
                             "the running type's method table cannot grow")
             elif self.needs("GenericAddMethodToExistingType" if self.is_generic_type(new, owner)
                             or (int(T.MethodDef), rid) in new.generic_params else "AddMethodToExistingType",
@@ -263,20 +265,20 @@ class _Differ:
             if name in resigned:
                 continue
             if old.method_flags(rid)[0] & _VIRTUAL:
-                self.refuse("removed virtual, override or interface member", name,
+                self.refuse(K.REMOVED_VIRTUAL, name,
                             "the running type's method table cannot shrink")
             elif _is_initializer(key) or name.endswith(".ctor"):
-                self.refuse("removed constructor or initializer", name)
+                self.refuse(K.REMOVED_INITIALIZER, name)
             else:
                 result.deleted.append(key)
         for key in sorted(old_methods.keys() & new_methods.keys()):
             orid, nrid = old_methods[key], new_methods[key]
             if old.method_flags(orid) != new.method_flags(nrid):
-                self.refuse("method attribute change", display_name(key), "accessibility, static or virtual changed")
+                self.refuse(K.METHOD_ATTRIBUTES, display_name(key), "accessibility, static or virtual changed")
                 continue
             generics = old.generic_params.get((int(T.MethodDef), orid)), new.generic_params.get((int(T.MethodDef), nrid))
             if generics[0] != generics[1]:
-                self.refuse("generic constraint change", display_name(key),
+                self.refuse(K.GENERIC_CONSTRAINT, display_name(key),
                             "code already compiled for the old constraints is still running")
                 continue
             if old.normalized(orid) != new.normalized(nrid):
@@ -286,7 +288,7 @@ class _Differ:
         """A method's code changed: an update, unless the runtime cannot take it."""
         new = self.new
         if _is_initializer(key):
-            self.refuse("module-level value or static initializer change", display_name(key),
+            self.refuse(K.INITIALIZER, display_name(key),
                         "initializers already ran and would not run again")
         elif ((int(T.MethodDef), nrid) in new.generic_params
               or self.is_generic_type(new, new.names.method_owner[nrid])) \
@@ -314,15 +316,48 @@ class _Differ:
                 if key.startswith("T:") and any("CompilationMappingAttribute" in a or "StructLayoutAttribute" in a
                                                 for a in old_attrs.get(key, []) + new_attrs.get(key, [])
                                                 if a not in old_attrs.get(key, []) or a not in new_attrs.get(key, [])):
-                    self.refuse("type kind change", _member_of(key), "the F# type's kind or layout changed")
+                    self.refuse(K.TYPE_KIND, _member_of(key), "the F# type's kind or layout changed")
                 elif self.needs("ChangeCustomAttributes", "changing attributes", _member_of(key)):
                     self.result.attributes.append(key)
+        old_other, new_other = old.other_attributes, new.other_attributes
+        for key in sorted(old_other.keys() | new_other.keys()):
+            if old_other.get(key, []) == new_other.get(key, []):
+                continue
+            target, _, ident = key.partition(":")
+            if target == "Param":
+                method, _, number = ident.rpartition("#")
+                if method in skip:
+                    continue  # parameters of added or removed methods come and go with them
+                what = "the return value of" if number == "0" else f"parameter {number} of"
+                self.refuse(K.ATTRIBUTE_TARGET, display_name(method), f"attributes on {what} it changed",
+                            _ATTRIBUTE_HINT)
+            elif target in ("Property", "Event"):
+                if key not in old_other and ident not in old.properties and ident not in old.events:
+                    continue  # an added property or event: added with its attributes (or refused as such)
+                self.refuse(K.ATTRIBUTE_TARGET, ident.split("|")[0].replace("::", "."),
+                            f"attributes on the {target.lower()} changed", _ATTRIBUTE_HINT)
+            else:
+                self.refuse(K.ATTRIBUTE_TARGET, f"the {target.lower()}", f"{target.lower()}-level attributes changed",
+                            _ATTRIBUTE_HINT)
+
+    def events(self) -> None:
+        """Events of types that exist in both builds: the runtime's types cannot gain or lose one here."""
+        old, new = self.old, self.new
+        added_types = {new.names.typedef_name(r) for r in self.result.added_types}
+        for key in sorted(old.events.keys() ^ new.events.keys()):
+            owner = key.split("::", 1)[0]
+            if owner in added_types or "T:" + owner not in old.types or "T:" + owner not in new.types:
+                continue
+            verb = "added" if key in new.events else "removed"
+            self.refuse(K.EVENTS, key.replace("::", "."), f"{verb} event: hotreload cannot add or remove events of "
+                        "a type that is already running")
 
     def run(self) -> Diff:
         self.types()
         self.fields()
         self.methods()
         self.properties()
+        self.events()
         self.attributes()
         return self.result
 

@@ -199,6 +199,42 @@ class Build:
         return {k: sorted(v) for k, v in out.items()}
 
     @cached_property
+    def other_attributes(self) -> dict[str, list[str]]:
+        """Custom attributes on what `attributes` leaves out, by a readable identity: 'Param:<method key>#<n>'
+        (n 0 is the return value), 'Property:<key>', 'Event:<key>', 'Assembly:' and 'Module:'."""
+        md = self.asm.md
+        targets = (T.Param, T.Property, T.Event, T.Assembly, T.Module)
+        decoded = [(HasCustomAttribute.decode(row[0]), row) for row in md.rows(T.CustomAttribute)]
+        rows = [(t, r, row) for (t, r), row in decoded if t in targets]
+        if not rows:
+            return {}
+        param_owner = {p: m for m in range(1, len(md.rows(T.MethodDef)) + 1) for p in self.params_of(m)}
+        property_key = {rid: key for key, rid in self.properties.items()}
+        event_key = {rid: key for key, rid in self.events.items()}
+        out: dict[str, list[str]] = {}
+        for table, rid, row in rows:
+            if table == T.Param:
+                key = f"Param:{self.names.key(T.MethodDef, param_owner[rid])}#{md.row(T.Param, rid)[1]}"
+            elif table == T.Property:
+                key = f"Property:{property_key[rid]}"
+            elif table == T.Event:
+                key = f"Event:{event_key[rid]}"
+            else:
+                key = f"{T(table).name}:"
+            out.setdefault(key, []).append(self.names.attribute_key(row))
+        return {k: sorted(v) for k, v in out.items()}
+
+    @cached_property
+    def events(self) -> dict[str, int]:
+        """'Type::Name' -> Event row."""
+        md = self.asm.md
+        out: dict[str, int] = {}
+        for i, (parent, _first) in enumerate(md.rows(T.EventMap), 1):
+            for rid in self._range(T.EventMap, i, 1, T.Event):
+                out[f"{self.names.typedef_name(parent)}::{md.string(md.row(T.Event, rid)[1])}"] = rid
+        return out
+
+    @cached_property
     def properties(self) -> dict[str, int]:
         """'Type::Name|sig' -> Property row."""
         md = self.asm.md

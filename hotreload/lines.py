@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .errors import HotReloadError
 from .metadata.schema import TABLE_COUNT, T, split_token
 from .metadata.sigs import compressed
 from .metadata.writer import BlobHeap, pdb_stream
@@ -32,7 +33,7 @@ _PAGE = 0x1000
 _SPARE_ROWS = 256  # nil MethodDebugInformation rows past the last known method: SRM throws on a row it lacks
 
 
-class LinesUnavailable(Exception):
+class LinesUnavailable(HotReloadError):
     """Stack traces cannot show updated lines in this process (the message says why)."""
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .indexed import Build
 from .metadata.schema import T
-from .refusal import Refusal
+from .refusal import Refusal, RefusalKind
 
 _LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?$")
 _LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?|at line \d+")
@@ -204,7 +204,7 @@ class _Matcher:
             what = {T.TypeDef: "closures or state machines", T.MethodDef: "generated methods",
                     T.Field: "generated fields"}[table]
             self.result.refusals.append(Refusal(
-                "ambiguous change to compiler-generated code", f"{group[0]}.{group[1].replace('@#', '')}",
+                RefusalKind.AMBIGUOUS, f"{group[0]}.{group[1].replace('@#', '')}",
                 f"the {what} named {group[1]} were added or removed and edited at once, so which running one each "
                 "continues cannot be proven",
                 "save the added or removed lambda separately from other edits to the same function, or restart"))

@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RefusalKind(StrEnum):
+    """Why an edit cannot be applied; the value is the words status lines use."""
+
+    SIGNATURE = "signature change"
+    UNION_CASE = "union case change"
+    LAYOUT = "record field, union case or struct layout change"
+    TYPE_ATTRIBUTES = "type attribute change"
+    TYPE_KIND = "type kind change"
+    BASE_TYPE = "base type change"
+    INTERFACES = "interface change"
+    GENERIC_CONSTRAINT = "generic constraint change"
+    GENERIC_PARAMETERS = "generic parameter change"
+    FIELD_TYPE = "field type change"
+    FIELD_ATTRIBUTES = "field attribute change"
+    REMOVED_FIELD = "removed field"
+    ADDED_MODULE_VALUE = "added module-level value"
+    REMOVED_MODULE_VALUE = "removed module-level value"
+    INITIALIZER = "module-level value or static initializer change"
+    ADDED_INITIALIZER = "added static initializer"
+    REMOVED_INITIALIZER = "removed constructor or initializer"
+    ADDED_VIRTUAL = "added virtual, override or interface member"
+    REMOVED_VIRTUAL = "removed virtual, override or interface member"
+    METHOD_ATTRIBUTES = "method attribute change"
+    EVENTS = "event change"
+    ATTRIBUTE_TARGET = "attribute change"
+    CAPABILITY = "not supported by this runtime"
+    AMBIGUOUS = "ambiguous change to compiler-generated code"
+    NEW_REFERENCE = "reference to a new member"
+    REFERENCE_KIND = "reference kind not supported"
+    MISSING_METHOD = "method not in the running app"
+    NO_BODY = "method has no IL body"
+    DELETED_METHOD = "deleted method"
 
 
 @dataclass(frozen=True)
 class Refusal:
     """An edit that cannot be applied to the running app, said so the user knows what to do."""
 
-    kind: str
+    kind: RefusalKind
     member: str
     detail: str = ""
     hint: str = "restart the app to pick it up"
@@ -18,4 +53,4 @@ class Refusal:
     def __str__(self) -> str:
         extra = f": {self.detail}" if self.detail else ""
         where = f"{self.location}: " if self.location else ""
-        return f"{where}{self.kind} in {self.member.replace('/', '.')}{extra} ({self.hint})"
+        return f"{where}{self.kind.value} in {self.member.replace('/', '.')}{extra} ({self.hint})"

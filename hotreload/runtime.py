@@ -16,11 +16,13 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import HotReloadError
+
 _lock = threading.Lock()
 _info: RuntimeInfo | None = None
 
 
-class HostError(RuntimeError):
+class HostError(HotReloadError, RuntimeError):
     """The .NET runtime could not be started: the message says what to install."""
 
 

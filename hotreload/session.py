@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
@@ -13,9 +16,10 @@ from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
 from .build import Builder, Diagnostic, ProjectError, check_sdk, find_project
 from .compiler import WarmCompiler
-from .delta import Baseline, UnsupportedEdit, build_delta, load_build
+from .delta import Baseline, Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
+from .errors import HotReloadError
 from .names import display_name
 from .pdb import Pdb
 from .report import Reporter
@@ -23,11 +27,22 @@ from .runtime import start_runtime
 from .watch import SerialWorker, SourceWatcher
 
 
+class OutcomeKind(StrEnum):
+    """How a save ended; the value is the `event` of its status line."""
+
+    APPLIED = "applied"
+    NO_CHANGE = "no-change"
+    REFUSED = "refused"
+    COMPILE_ERROR = "compile-error"
+    FAILED = "failed"
+
+
 @dataclass
 class Outcome:
-    """What one save led to; `kind` is applied, no-change, refused, compile-error or failed."""
+    """What one save led to. `next_call` names applied methods that are running now (the entry point): their new
+    code runs only when they are called again, which for the entry point means a restart."""
 
-    kind: str
+    kind: OutcomeKind
     generation: int = 0
     methods: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -35,6 +50,12 @@ class Outcome:
     refusals: list[Refusal] = field(default_factory=list)
     verification: Verification | None = None
     message: str = ""
+    next_call: list[str] = field(default_factory=list)
+
+    @property
+    def needs_restart(self) -> bool:
+        """The app cannot run this save's code (or the last good one) without a fresh process."""
+        return self.kind in (OutcomeKind.REFUSED, OutcomeKind.FAILED) or bool(self.next_call)
 
 
 def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
@@ -60,7 +81,7 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
-class EditError(Exception):
+class EditError(HotReloadError):
     """A save that was not applied; `outcome` says what happened (and the app keeps its last good code)."""
 
     def __init__(self, message: str, outcome: Outcome) -> None:
@@ -77,7 +98,12 @@ class EditRefused(EditError):
 
 
 class UpdateFailed(EditError):
-    """The runtime rejected an update: the process is in an unknown state and needs a restart."""
+    """The update could not be applied or proven (the runtime rejected it, a check failed, or hotreload hit a fault):
+    `outcome.message` says which; the process may need a restart."""
+
+
+class SessionError(HotReloadError):
+    """The session was used wrongly (not started, no such file or text, no update in time): the message says how."""
 
 
 class Session:
@@ -188,36 +214,41 @@ class Session:
     def call(self, qualified: str, *args: object) -> object:
         """Invoke a static method of the app by name ("Namespace.Module.function"), with Python arguments."""
         if self.app is None:
-            raise RuntimeError("the session is not started: use `with Session(...) as s:` or call start()")
+            raise SessionError("the session is not started: use `with Session(...) as s:` or call start()")
         return self.app.call(qualified, *args)
 
     def edit(self, path: str | Path, old: str, new: str, timeout: float = 300.0) -> Outcome:
         """Replace `old` by `new` in a source file (relative to the project folder), save it, and bring the app up
-        to date. Returns what was applied; raises CompileFailed, EditRefused or UpdateFailed when nothing was."""
+        to date. Returns what was applied; raises CompileFailed, EditRefused or UpdateFailed when nothing was.
+
+        Only the replaced text changes: the file's encoding, byte-order mark and line endings stay as they were
+        (a `\\n` in `old` or `new` stands for the file's line ending)."""
         file = Path(path) if Path(path).is_absolute() else self.project.parent / path
-        text = file.read_text(encoding="utf-8")
-        count = text.count(old)
-        if count != 1:
-            raise ValueError(f"{file}: the text to replace occurs {count} times (it must occur once): {old!r}")
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise SessionError(f"{file}: cannot read it ({exc.strerror}); give a path relative to "
+                               f"{self.project.parent} or an absolute one") from None
+        updated = replace_in_source(raw, old, new, file)
         seen = len(self.outcomes)
-        file.write_text(text.replace(old, new), encoding="utf-8")
+        file.write_bytes(updated)
         if self._watcher is not None:
             outcome = self.wait_for_outcome(seen, timeout)
             if outcome is None:
-                raise TimeoutError(f"{file}: no update within {timeout:.0f} s of the save")
+                raise SessionError(f"{file}: no update within {timeout:.0f} s of the save")
         else:
             outcome = self.reload()
         return self._checked(file, outcome)
 
     @staticmethod
     def _checked(file: Path, outcome: Outcome) -> Outcome:
-        if outcome.kind == "compile-error":
+        if outcome.kind == OutcomeKind.COMPILE_ERROR:
             raise CompileFailed(f"{file.name} does not compile:\n" + "\n".join(str(e) for e in outcome.errors),
                                 outcome)
-        if outcome.kind == "refused":
+        if outcome.kind == OutcomeKind.REFUSED:
             raise EditRefused(f"the edit to {file.name} cannot be applied to the running app:\n"
                               + "\n".join(f"  - {r}" for r in outcome.refusals), outcome)
-        if outcome.kind == "failed":
+        if outcome.kind == OutcomeKind.FAILED:
             raise UpdateFailed(f"the update from {file.name} failed: {outcome.message}", outcome)
         return outcome
 
@@ -228,7 +259,7 @@ class Session:
 
     @property
     def update_count(self) -> int:
-        return sum(1 for o in self.outcomes if o.kind == "applied")
+        return sum(1 for o in self.outcomes if o.kind == OutcomeKind.APPLIED)
 
     def wait_for_outcome(self, after: int, timeout: float) -> Outcome | None:
         """Block until more than `after` outcomes exist; return the newest (None on timeout)."""
@@ -251,13 +282,31 @@ class Session:
 
     # ---- one pass of the loop -----------------------------------------------------------------------
     def reload(self) -> Outcome:
-        """Rebuild and bring the running app up to date with the sources, or say why not."""
+        """Rebuild and bring the running app up to date with the sources, or say why not. Always records and
+        returns an outcome: a fault of hotreload's own is a `failed` outcome, never an exception."""
         assert self.updater is not None
+        stage = ["building"]
+        try:
+            return self._reload(stage)
+        except Exception as exc:  # noqa: BLE001 - every save must end in an outcome (Session.edit waits for one)
+            applied = stage[0] in ("recording", "verifying")
+            if applied and not self.updater.failed:
+                self.updater.failed = f"hotreload failed while {stage[0]} generation {self.updater.baseline.generation}"
+            first = (str(exc).splitlines() or [""])[0]
+            message = f"hotreload failed while {stage[0]} ({type(exc).__name__}: {first}); " + (
+                "the update reached the app but could not be checked: nothing more is applied, restart the app"
+                if applied else "nothing of this save was applied; the app keeps running the last good code")
+            self.report.error(message, "failed", reason=message, stage=stage[0],
+                              traceback=traceback.format_exc())
+            return self._record(Outcome(OutcomeKind.FAILED, message=message))
+
+    def _reload(self, stage: list[str]) -> Outcome:
+        assert self.updater is not None and self.app is not None
         if self.updater.failed:
             self.report.error(f"not applying: {self.updater.failed}; the app needs a restart", "failed",
                               reason=self.updater.failed)
-            return self._record(Outcome("failed", message=f"an earlier update failed ({self.updater.failed}); "
-                                                          "nothing more is applied: restart the app"))
+            return self._record(Outcome(OutcomeKind.FAILED, message=f"an earlier update failed "
+                                        f"({self.updater.failed}); nothing more is applied: restart the app"))
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
@@ -265,7 +314,8 @@ class Session:
             self.report.error(f"compile error ({_ms(result.seconds)}); the app keeps running the last good code:\n"
                               + "\n".join(str(e) for e in result.errors), "compile-error",
                               errors=[str(e) for e in result.errors], ms=round(result.seconds * 1000))
-            return self._record(Outcome("compile-error", errors=result.errors, timings=timings))
+            return self._record(Outcome(OutcomeKind.COMPILE_ERROR, errors=result.errors, timings=timings))
+        stage[0] = "comparing the builds"
         t = time.perf_counter()
         new_build, new_pdb = load_build(str(result.dll))
         diff = diff_builds(self.previous, new_build, self.capabilities, (self.previous_pdb, new_pdb))
@@ -285,38 +335,85 @@ class Session:
                 message = f"; line numbers updated for {len(diff.moved)} moved method(s)"
             self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply{message}", "built",
                              ms=round(timings["build"] * 1000))
-            return self._record(Outcome("no-change", timings=timings, message=message.lstrip("; ")))
+            return self._record(Outcome(OutcomeKind.NO_CHANGE, timings=timings, message=message.lstrip("; ")))
+        stage[0] = "writing the delta"
         t = time.perf_counter()
         try:
             delta = build_delta(self.updater.baseline, new_build, new_pdb, diff)
         except UnsupportedEdit as exc:
             return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
+        self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
+        stage[0] = "applying"
         try:
             timings["apply"] = self.updater.apply(delta)
         except ApplyFailed as exc:
             self.report.error(f"{exc}", "failed", reason=str(exc))
-            return self._record(Outcome("failed", message=str(exc), timings=timings))
+            return self._record(Outcome(OutcomeKind.FAILED, message=str(exc), timings=timings))
+        stage[0] = "recording"
         self.previous, self.previous_pdb = new_build, new_pdb
+        stage[0] = "verifying"
         t = time.perf_counter()
-        verification = self.updater.verify(delta, new_build)
+        verification = self.updater.verify(delta)
         timings["verify"] = time.perf_counter() - t
         names = delta.summary
         stages = ", ".join(f"{k} {_ms(v)}" for k, v in timings.items())
+        for warning in verification.warnings:
+            self.report.warn(warning, "warning")
+        if verification.problems:
+            self.updater.failed = f"generation {delta.generation} did not verify"
+            message = (f"generation {delta.generation} reached the app but did not verify: "
+                       + "; ".join(verification.problems) + "; nothing more is applied: restart the app")
+            self.report.error(message, "failed", reason=message, generation=delta.generation,
+                              problems=verification.problems)
+            return self._record(Outcome(OutcomeKind.FAILED, delta.generation, names, timings,
+                                        verification=verification, message=message))
         self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})", "applied",
                        generation=delta.generation, methods=names,
                        ms={k: round(v * 1000, 1) for k, v in timings.items()})
-        checked = f"verified: IL read back for {len(verification.il_matches)}/{len(delta.method_tokens)}, " \
-                  f"JIT-compiled {len(verification.jitted)}"
-        if verification.invoked:
-            checked += "; ran " + ", ".join(f"{k} -> {v}" for k, v in verification.invoked.items())
-        self.report.info(checked, "verified")
-        for problem in verification.problems:
-            self.report.warn(problem)
-        return self._record(Outcome("applied", delta.generation, names, timings, verification=verification))
+        checked = f"verified without running app code: IL read back for {len(verification.il_matches)}/" \
+                  f"{len(delta.method_tokens)}, JIT-compiled {len(verification.jitted)}"
+        if verification.visible:
+            checked += f", {len(verification.visible)} added member(s) visible through reflection"
+        self.report.info(checked, "verified", il=len(verification.il_matches), jitted=len(verification.jitted),
+                         visible=len(verification.visible))
+        next_call = self._running_now(delta)
+        if next_call:
+            self.report.warn(f"{', '.join(next_call)} is running now: the new code runs only on its next call, which "
+                             "for the entry point means a restart (r restarts the app; its state is lost)",
+                             "next-call", methods=next_call)
+        return self._record(Outcome(OutcomeKind.APPLIED, delta.generation, names, timings, verification=verification,
+                                    next_call=next_call))
+
+    def _running_now(self, delta: Delta) -> list[str]:
+        """Updated methods that are on the app's stack and will not be called again: the entry point, while the
+        app runs (a `while true` loop in main keeps its old code)."""
+        if self.app is None or not self.app.running:
+            return []
+        entry = self.app.assembly.EntryPoint
+        token = int(entry.MetadataToken) if entry is not None else 0
+        return [display_name(key) for key, tok in delta.method_tokens.items()
+                if tok == token and key not in delta.new_rids]
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)
         self.report.warn(f"edit not applied (nothing of it was applied; the app keeps running):\n{lines}", "refused",
-                         refusals=[str(r) for r in refusals])
-        return self._record(Outcome("refused", refusals=refusals, timings=timings))
+                         refusals=[str(r) for r in refusals], kinds=[r.kind.value for r in refusals])
+        return self._record(Outcome(OutcomeKind.REFUSED, refusals=refusals, timings=timings))
+
+
+def replace_in_source(raw: bytes, old: str, new: str, file: Path) -> bytes:
+    """`raw` with the one occurrence of `old` replaced by `new`, every other byte kept (BOM, encoding, CRLF)."""
+    boms = {b"\xef\xbb\xbf": "utf-8", b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+    bom = next((b for b in boms if raw.startswith(b)), b"")
+    codec = boms.get(bom, "utf-8")
+    try:
+        text = raw[len(bom):].decode(codec)
+    except UnicodeDecodeError as exc:
+        raise SessionError(f"{file}: not UTF-8 or UTF-16 text ({exc.reason} at byte {exc.start})") from None
+    if "\r\n" in text and old not in text:  # the edit was written with \n; the file uses CRLF
+        old, new = (re.sub(r"(?<!\r)\n", "\r\n", x) for x in (old, new))
+    count = text.count(old)
+    if count != 1:
+        raise SessionError(f"{file}: the text to replace occurs {count} times (it must occur once): {old!r}")
+    return bom + text.replace(old, new).encode(codec)
