@@ -392,8 +392,7 @@ class Session:
             return []
         entry = self.app.assembly.EntryPoint
         token = int(entry.MetadataToken) if entry is not None else 0
-        return [display_name(key) for key, tok in delta.method_tokens.items()
-                if tok == token and key not in delta.new_rids]
+        return [display_name(key) for key, tok in delta.method_tokens.items() if tok == token]
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)
@@ -411,8 +410,10 @@ def replace_in_source(raw: bytes, old: str, new: str, file: Path) -> bytes:
         text = raw[len(bom):].decode(codec)
     except UnicodeDecodeError as exc:
         raise SessionError(f"{file}: not UTF-8 or UTF-16 text ({exc.reason} at byte {exc.start})") from None
-    if "\r\n" in text and old not in text:  # the edit was written with \n; the file uses CRLF
-        old, new = (re.sub(r"(?<!\r)\n", "\r\n", x) for x in (old, new))
+    if "\r\n" in text:  # the edit is written with \n; a CRLF file gets CRLF where the converted text matches
+        crlf_old, crlf_new = (re.sub(r"(?<!\r)\n", "\r\n", x) for x in (old, new))
+        if text.count(crlf_old) == 1:
+            old, new = crlf_old, crlf_new
     count = text.count(old)
     if count != 1:
         raise SessionError(f"{file}: the text to replace occurs {count} times (it must occur once): {old!r}")

@@ -61,6 +61,21 @@ CHANGES: dict[str, tuple[str, str, str, str]] = {
     "initializer": ('let table = dict [1, "one"]', 'let table = dict [1, "uno"]', "initializer", "cctor"),
     "module_value": ("let probe () = 1", "let probe () = 1\nlet extra = System.DateTime.Now.Ticks",
                      "added module-level value", "Demo.Lib.extra"),
+    "param_attribute": ("let scaled (x: int) = x + 1",
+                        'let scaled ([<System.ComponentModel.Description("x")>] x: int) = x + 1',
+                        "attribute change", "Demo.Lib.scaled"),
+    "return_attribute": ("let useSmallest () = smallest 3 2",
+                         'let useSmallest () : [<return: System.ComponentModel.Description("r")>] int = smallest 3 2',
+                         "attribute change", "Demo.Lib.useSmallest"),
+    "property_attribute": ("    member _.Name = name\n",
+                           '    [<System.ComponentModel.Description("n")>]\n    member _.Name = name\n',
+                           "attribute change", "Named.Name"),
+    "assembly_attribute": ("let sound () = Dog().Sound()",
+                           '[<assembly: System.Reflection.AssemblyMetadata("k", "v")>]\ndo ()\nlet sound () = Dog().Sound()',
+                           "attribute change", "assembly"),
+    "event_added": ("    member _.Name = name\n",
+                    "    let changed = Event<int>()\n    member _.Name = name\n"
+                    "    [<CLIEvent>] member _.Changed = changed.Publish\n", "event change", "Named.Changed"),
     "override_added": ('    default _.Sound() = "..."\n',
                        '    default _.Sound() = "..."\n    override _.ToString() = "animal"\n',
                        "added virtual", "ToString"),
@@ -97,7 +112,8 @@ def test_rude_edit_is_refused_and_nothing_applied(project: LiveProject, name: st
     assert matching, [str(r) for r in outcome.refusals]
     shown = str(matching[0])
     assert "restart" in shown, shown
-    if name not in ("initializer", "module_value", "struct_layout", "record_field", "union_case"):
+    if name not in ("initializer", "module_value", "struct_layout", "record_field", "union_case",
+                    "assembly_attribute", "event_added"):
         assert matching[0].location.startswith("Lib.fs:"), shown
     assert project.session.generation == generation
     assert project.call("Demo.Lib.probe") == 1

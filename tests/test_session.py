@@ -40,7 +40,7 @@ def test_errors_name_the_file_and_leave_the_app_running(hotreload_session: Calla
     assert s.call("SampleApp.Greeting.multiplier") == 2  # nothing of the refused save was applied
     s.edit("Greeting.fs", "let started = System.Environment.TickCount64\n", "")
     assert s.call("SampleApp.Greeting.multiplier") == 3
-    with pytest.raises(ValueError, match="occurs 0 times"):
+    with pytest.raises(hotreload.SessionError, match="occurs 0 times"):
         s.edit("Greeting.fs", "no such text", "x")
 
 
@@ -49,3 +49,38 @@ def test_watching_session_applies_saves_made_by_the_edit(hotreload_session: Call
     outcome = s.edit("Greeting.fs", "let multiplier () = 2", "let multiplier () = 7")
     assert outcome.kind == "applied"  # the watcher saw the save and applied it; edit() waited for that
     assert s.call("SampleApp.Greeting.score", 2) == 14
+
+
+def test_edit_keeps_bom_crlf_and_encoding_outside_the_edited_text(
+        hotreload_session: Callable[..., hotreload.Session]) -> None:
+    s = hotreload_session(SAMPLE)
+    greeting = s.project.parent / "Greeting.fs"
+    original = b"\xef\xbb\xbf" + greeting.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    greeting.write_bytes(original)
+    s.edit("Greeting.fs", "let multiplier () = 2", "// tuned\nlet multiplier () = 4")  # \n: the file's ending
+    after = greeting.read_bytes()
+    assert after == original.replace(b"let multiplier () = 2", b"// tuned\r\nlet multiplier () = 4")
+    assert s.call("SampleApp.Greeting.multiplier") == 4
+
+
+@pytest.mark.parametrize(("raw", "old", "new", "expected"), [
+    (b"a\r\nb\r\nc\r\n", "b", "B", b"a\r\nB\r\nc\r\n"),
+    (b"a\r\nb\r\nc\r\n", "a\nb", "x\ny", b"x\r\ny\r\nc\r\n"),
+    (b"a\nb\r\n", "a\nb", "z", b"z\r\n"),  # mixed endings: the text as given matches, nothing converted
+    (b"\xef\xbb\xbfl\xc3\xa9t x = 1\n", "1", "2", b"\xef\xbb\xbfl\xc3\xa9t x = 2\n"),
+    ("\ufefflet s = \"\u00e9\"\r\n".encode("utf-16-le"), "\u00e9", "\u00ea",
+     "\ufefflet s = \"\u00ea\"\r\n".encode("utf-16-le")),
+])
+def test_replace_in_source_changes_only_the_edited_bytes(raw: bytes, old: str, new: str, expected: bytes) -> None:
+    from hotreload.session import replace_in_source
+
+    assert replace_in_source(raw, old, new, Path("F.fs")) == expected
+
+
+def test_replace_in_source_names_the_file_for_bad_text() -> None:
+    from hotreload.session import replace_in_source
+
+    with pytest.raises(hotreload.SessionError, match="F.fs: not UTF-8"):
+        replace_in_source(b"\xff\x00abc", "a", "b", Path("F.fs"))
+    with pytest.raises(hotreload.SessionError, match="occurs 2 times"):
+        replace_in_source(b"aa", "a", "b", Path("F.fs"))
