@@ -74,8 +74,8 @@ CHANGES: dict[str, tuple[str, str, str, str]] = {
                            '[<assembly: System.Reflection.AssemblyMetadata("k", "v")>]\ndo ()\nlet sound () = Dog().Sound()',
                            "attribute change", "assembly"),
     "event_added": ("    member _.Name = name\n",
-                    "    let changed = Event<int>()\n    member _.Name = name\n"
-                    "    [<CLIEvent>] member _.Changed = changed.Publish\n", "event change", "Named.Changed"),
+                    ("    let changed = Event<int>()\n    member _.Name = name\n"
+                     "    [<CLIEvent>] member _.Changed = changed.Publish\n"), "event change", "Named.Changed"),
     "override_added": ('    default _.Sound() = "..."\n',
                        '    default _.Sound() = "..."\n    override _.ToString() = "animal"\n',
                        "added virtual", "ToString"),
