@@ -153,9 +153,10 @@ class Updater:
                     seen = self.app.module.ResolveType(tok) is not None
                 elif key.startswith("M:"):
                     member = self.app.module.ResolveMethod(tok)
-                    listed = member.DeclaringType.GetConstructors(flags) if member.IsConstructor \
-                        else member.DeclaringType.GetMethods(flags)
-                    seen = any(m.MetadataToken == tok for m in listed)
+                    owner = member.DeclaringType
+                    listed = [owner.TypeInitializer] if str(member.Name) == ".cctor" else \
+                        owner.GetConstructors(flags) if str(member.Name) == ".ctor" else owner.GetMethods(flags)
+                    seen = any(m is not None and m.MetadataToken == tok for m in listed)
                 elif key.startswith("F:"):
                     member = self.app.module.ResolveField(tok)
                     seen = any(f.MetadataToken == tok for f in member.DeclaringType.GetFields(flags))

@@ -1,0 +1,51 @@
+"""The hosted app's load context: a package added while the app runs is loaded from the build that brought it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from live_project import FSPROJ, QuietReporter
+
+from hotreload.runtime import RuntimeInfo
+from hotreload.session import OutcomeKind, Session
+
+pytestmark = pytest.mark.runtime
+
+LIB = """module Demo.Lib
+
+let probe () = 1
+"""
+
+USES_PACKAGE = """module Demo.Lib
+
+open FsToolkit.ErrorHandling
+
+let probe () = 1
+let checkedSum (xs: int list) =
+    xs |> List.traverseResultM (fun x -> if x >= 0 then Ok x else Error $"negative: {x}") |> Result.map List.sum
+let sumOrZero () = match checkedSum [1; 2; 3] with Ok s -> s | Error _ -> 0
+let firstError () = match checkedSum [1; -2; -3] with Ok _ -> "" | Error e -> e
+"""
+
+
+def test_package_added_while_running_is_used_by_the_next_update(tmp_path: Path, dotnet_runtime: RuntimeInfo) -> None:
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    project = folder / "Live.fsproj"
+    project.write_text(FSPROJ.format(output="Exe", name="PkgApp", items='    <Compile Include="Lib.fs" />'))
+    (folder / "Lib.fs").write_text(LIB + "\n[<EntryPoint>]\nlet main _ = 0\n")
+    reporter = QuietReporter()
+    with Session(project, reporter=reporter) as session:
+        project.write_text(project.read_text().replace(
+            "  </ItemGroup>",
+            '    <PackageReference Include="FsToolkit.ErrorHandling" Version="4.3.0" />\n  </ItemGroup>'))
+        (folder / "Lib.fs").write_text(USES_PACKAGE + "\n[<EntryPoint>]\nlet main _ = 0\n")
+        outcome = session.reload()
+        assert outcome.kind == OutcomeKind.APPLIED, (outcome.kind, outcome.message, reporter.lines[-5:])
+        assert session.call("Demo.Lib.sumOrZero") == 6
+        assert session.call("Demo.Lib.firstError") == "negative: -2"
+        # and the session goes on: a later save applies as usual, no repeated failure
+        (folder / "Lib.fs").write_text(USES_PACKAGE.replace("[1; 2; 3]", "[4; 5]") + "\n[<EntryPoint>]\nlet main _ = 0\n")
+        assert session.reload().kind == OutcomeKind.APPLIED
+        assert session.call("Demo.Lib.sumOrZero") == 9
