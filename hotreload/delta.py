@@ -33,7 +33,7 @@ from .metadata.schema import (
     token,
 )
 from .metadata.sigs import compressed, encode_type_token, map_signature, map_type_signature
-from .metadata.writer import BlobHeap, StringHeap, UserStringHeap, pdb_stream, write_metadata
+from .metadata.writer import BlobHeap, StringHeap, UserStringHeap, check_added_rows, pdb_stream, write_metadata
 from .names import display_name
 from .pdb import MethodDebugInfo, Pdb, SequencePoint, encode_sequence_points
 from .refusal import Refusal, RefusalKind
@@ -158,16 +158,26 @@ class DeltaBuilder:
         self.attribute_rows: dict[int, list[int]] = {}
         self.new_user_strings: dict[str, int] = {}
         self._reserved: dict[T, int] = {}
+        self._new_rows: dict[T, int] = {}  # rows added (not updated) so far, per table
         self._deleted_refs: tuple[int, int] | None = None
         self.context = ""
 
     # ---- token mapping -------------------------------------------------------------------------
     def _add_row(self, table: T, row: tuple[int, ...], rid: int | None = None) -> int:
+        """A row of the delta: `rid` for a row updated in place (or a definition's id reserved by `_next`),
+        else the table's next new row."""
         if rid is None:
-            rid = self.base.row_counts[table] + len(self.rows.get(table, [])) + 1
+            rid = self._next_new(table)
+        if rid > self.base.row_counts[table]:
+            self._new_rows[table] = self._new_rows.get(table, 0) + 1
         self.rows.setdefault(table, []).append(row)
         self.rids.setdefault(table, []).append(rid)
         return rid
+
+    def _next_new(self, table: T) -> int:
+        """Row id of the next row added to `table`: rows updated in place (an attribute rewritten or detached)
+        take none, so added rows continue the running table with no gap."""
+        return self.base.row_counts[table] + self._new_rows.get(table, 0) + 1
 
     def map_token(self, tok: int) -> int:
         """Token of the new build -> token of the same entity in the running module (adding rows if needed)."""
@@ -499,7 +509,8 @@ class DeltaBuilder:
 
     def _set_attributes(self, table: T, running: int, new_rid: int) -> None:
         """The entity's custom attributes become the new build's: its running rows are rewritten in place,
-        extra ones added, and surplus ones detached (parent nil), as the runtime's ChangeCustomAttributes expects."""
+        extra ones added, and surplus ones detached, as the runtime's ChangeCustomAttributes expects: parent nil,
+        constructor a nil MethodDef (a coded index cannot be 0: its tag 0 is unused, readers reject it), no value."""
         parent_new = HasCustomAttribute.encode(table, new_rid)
         parent = HasCustomAttribute.encode(table, running)
         wanted = [(self._coded(CustomAttributeType, ctor), self.blobs.add(self.md.blob(value)))
@@ -509,7 +520,7 @@ class DeltaBuilder:
             if i < len(wanted):
                 self._add_row(T.CustomAttribute, (parent, *wanted[i]), rid)
             else:
-                self._add_row(T.CustomAttribute, (0, 0, 0), rid)
+                self._add_row(T.CustomAttribute, (0, CustomAttributeType.encode(T.MethodDef, 0), 0), rid)
         added = [self._add_row(T.CustomAttribute, (parent, ctor, value)) for ctor, value in wanted[len(rows):]]
         self.attribute_rows[parent] = rows[:len(wanted)] + added
 
@@ -531,7 +542,7 @@ class DeltaBuilder:
         md, new = self.md, self.new
         flags, name, sig = md.row(T.Property, rid)
         owner_running = self._def_rid(T.TypeDef, new.property_owner[rid])
-        prop = self.base.row_counts[T.Property] + len(self.rows.get(T.Property, [])) + 1
+        prop = self._next_new(T.Property)
         map_rid = self.base.property_maps.get(owner_running) or self.new_property_maps.get(owner_running)
         if map_rid is None:
             map_rid = self._add_row(T.PropertyMap, (owner_running, prop))
@@ -565,6 +576,7 @@ class DeltaBuilder:
             order = sorted(range(len(self.rows[t])), key=lambda i: self.rids[t][i])
             tables[t] = [self.rows[t][i] for i in order]
             enc_map += [token(t, self.rids[t][i]) for i in order]
+        check_added_rows(self.rids, base.row_counts)
         tables[T.EncLog] = self._enc_log()
         tables[T.EncMap] = [(tok,) for tok in sorted(enc_map)]
         metadata = write_metadata(tables, bytes(self.strings.data), bytes(self.user_strings.data), guids,

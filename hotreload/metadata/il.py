@@ -211,9 +211,12 @@ def parse_body(data: bytes) -> MethodBody:
 
 
 def encode_body(body: MethodBody) -> bytes:
-    """Serialize a body: tiny header when allowed, else fat; exception clauses in fat form."""
+    """Serialize a body: tiny header when allowed, else fat; exception clauses in fat form.
+
+    A tiny header has no flags: a body that zero-initializes (InitLocals, which also zeroes `localloc` memory)
+    keeps a fat header even without locals."""
     code = body.code
-    if len(code) < 64 and body.max_stack <= 8 and not body.local_sig and not body.clauses:
+    if len(code) < 64 and body.max_stack <= 8 and not body.local_sig and not body.clauses and not body.init_locals:
         return bytes([(len(code) << 2) | 2]) + code
     flags = 0x3 | (0x10 if body.init_locals else 0) | (0x8 if body.clauses else 0) | (3 << 12)
     out = bytearray(struct.pack("<HHII", flags, body.max_stack, len(code), body.local_sig))

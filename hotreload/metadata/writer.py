@@ -7,12 +7,22 @@ Layout as the runtime and System.Reflection.Metadata read it: metadata root, str
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 
-from .schema import SCHEMA, TABLE_COUNT, T
+from .schema import SCHEMA, TABLE_COUNT, T, split_token
 from .sigs import compressed
 
-_SORTED_TYPE_SYSTEM_TABLES = 0x16003301FA00
+# The tables ECMA-335 II.22 requires sorted, and the columns they are sorted by. A delta's rows are in row-id order
+# (its EncMap order), which is not always key order: the header marks a table sorted only when it is.
+_SORT_KEYS: dict[T, tuple[int, ...]] = {
+    T.InterfaceImpl: (0, 1), T.Constant: (1,), T.CustomAttribute: (0,), T.FieldMarshal: (0,), T.DeclSecurity: (1,),
+    T.ClassLayout: (2,), T.FieldLayout: (1,), T.MethodSemantics: (2,), T.MethodImpl: (0,), T.ImplMap: (1,),
+    T.FieldRva: (1,), T.NestedClass: (0,), T.GenericParam: (2, 0), T.GenericParamConstraint: (0,),
+}
 _SORTED_DEBUG_TABLES = (1 << T.LocalScope) | (1 << T.StateMachineMethod) | (1 << T.CustomDebugInformation)
+# EncLog operations that add a member: (the table of the parent the entry names, the table of the added row)
+ENC_ADDS: dict[int, tuple[T, T]] = {1: (T.TypeDef, T.MethodDef), 2: (T.TypeDef, T.Field), 3: (T.MethodDef, T.Param),
+                                    4: (T.PropertyMap, T.Property), 5: (T.EventMap, T.Event)}
 _VERSION = b"v4.0.30319"
 
 
@@ -75,13 +85,82 @@ class UserStringHeap:
         return self.index[value]
 
 
+class DeltaInvariantError(AssertionError):
+    """A delta that breaks the EnC format's rules (EncMap order, EncLog pairing): a bug in the writer, never in
+    the user's edit. Raised before the delta can reach the runtime."""
+
+
+def check_enc_tables(tables: dict[T, list[tuple[int, ...]]]) -> None:
+    """The invariants the runtime and System.Reflection.Metadata rely on (Roslyn asserts the same ones):
+
+    * EncMap: one token per row of every table in the delta (never the Module row), distinct and strictly
+      increasing (table, then row): a reader maps the delta's n-th row of a table to that table's n-th token.
+    * EncLog: every row of the delta exactly once as a Default (0) entry; each Add* entry names a parent of the
+      right table and is followed at once by the Default entry of the row it adds.
+    """
+    enc_map = [row[0] for row in tables.get(T.EncMap, [])]
+    for a, b in pairwise(enc_map):
+        if a >= b:
+            raise DeltaInvariantError(f"EncMap not strictly increasing: {a:#010x} then {b:#010x}")
+    mapped: dict[int, int] = {}
+    for tok in enc_map:
+        mapped[tok >> 24] = mapped.get(tok >> 24, 0) + 1
+    for t, rows in tables.items():
+        if t in (T.EncLog, T.EncMap):
+            continue
+        expected, found = (0 if t == T.Module else len(rows)), mapped.pop(int(t), 0)
+        if found != expected:
+            raise DeltaInvariantError(f"EncMap lists {found} {t.name} token(s) for {expected} row(s)")
+    if mapped:
+        raise DeltaInvariantError(f"EncMap names rows of tables the delta does not have: {sorted(mapped)}")
+    if T.EncLog not in tables:
+        return  # a PDB delta has no EncLog
+    log = tables[T.EncLog]
+    logged = sorted(tok for tok, op in log if op == 0)
+    if logged != enc_map:
+        raise DeltaInvariantError("EncLog's Default entries are not the delta's rows, each once: "
+                                  f"{sorted(set(logged) ^ set(enc_map)) or 'duplicates'}")
+    for i, (tok, op) in enumerate(log):
+        if op == 0:
+            continue
+        if op not in ENC_ADDS:
+            raise DeltaInvariantError(f"EncLog entry {i} has unknown operation {op}")
+        parent, child = ENC_ADDS[op]
+        table, _row = split_token(tok)
+        nxt = log[i + 1] if i + 1 < len(log) else None
+        if table != parent or nxt is None or nxt[1] != 0 or split_token(nxt[0])[0] != child:
+            raise DeltaInvariantError(f"EncLog entry {i} ({tok:#010x}, op {op}) must name a {parent.name} and be "
+                                      f"followed by the {child.name} it adds")
+
+
+def check_added_rows(rids: dict[T, list[int]], row_counts: list[int]) -> None:
+    """Rows a delta adds to a table get exactly the next ids (rows so far, all generations, + 1, + 2, ...): the
+    runtime appends rows up to the id it is given, so a gap leaves an empty row behind and the next generation
+    would write over a row the runtime already has."""
+    for t, ids in rids.items():
+        added = sorted(r for r in ids if r > row_counts[t])
+        if added != list(range(row_counts[t] + 1, row_counts[t] + 1 + len(added))):
+            raise DeltaInvariantError(f"{t.name} rows added as {added} after {row_counts[t]} rows")
+
+
+def _sorted_mask(tables: dict[T, list[tuple[int, ...]]]) -> int:
+    """Sorted-table bits: a delta's CustomAttribute rows are in row-id order (as Roslyn and SRM write them, the
+    bit always clear); any other table's bit is set unless its rows are out of key order."""
+    mask = 0
+    for t, key in _SORT_KEYS.items():
+        rows = tables.get(t, [])
+        if t != T.CustomAttribute and all([a[c] for c in key] <= [b[c] for c in key] for a, b in pairwise(rows)):
+            mask |= 1 << int(t)
+    return mask
+
+
 def write_tables(tables: dict[T, list[tuple[int, ...]]]) -> bytes:
     """The `#-` stream of a minimal delta: every heap/row/coded index is 4 bytes wide."""
     present = [t for t in sorted(tables) if tables[t]]
     valid = 0
     for t in present:
         valid |= 1 << int(t)
-    sorted_mask = _SORTED_TYPE_SYSTEM_TABLES | (valid & _SORTED_DEBUG_TABLES)
+    sorted_mask = _sorted_mask(tables) | (valid & _SORTED_DEBUG_TABLES)
     out = bytearray(struct.pack("<IBBBBQQ", 0, 2, 0, 0x01 | 0x02 | 0x04 | 0x20 | 0x80, 1, valid, sorted_mask))
     for t in present:
         out += struct.pack("<I", len(tables[t]))
@@ -105,7 +184,12 @@ def pdb_stream(pdb_id: bytes, entry_point: int, type_system_row_counts: list[int
 
 def write_metadata(tables: dict[T, list[tuple[int, ...]]], strings: bytes, user_strings: bytes, guids: bytes,
                    blobs: bytes, pdb: bytes | None = None) -> bytes:
-    """A complete delta metadata blob (what ApplyUpdate takes as its metadata argument, or a PDB delta)."""
+    """A complete delta metadata blob (what ApplyUpdate takes as its metadata argument, or a PDB delta).
+
+    With EncLog/EncMap tables (a delta) it raises DeltaInvariantError when they break the format's rules (see
+    check_enc_tables)."""
+    if T.EncMap in tables or T.EncLog in tables:
+        check_enc_tables(tables)
     streams: list[tuple[bytes, bytes]] = []
     if pdb is not None:
         streams.append((b"#Pdb", _align4(pdb)))
