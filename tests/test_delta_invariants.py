@@ -271,6 +271,9 @@ def test_add_entries_are_followed_by_the_row_they_add(edit: Edit) -> None:
         new = [r for r in edit.running_rows(t) if r > edit.base.rows(t)]
         assert new == list(range(edit.base.rows(t) + 1, edit.base.rows(t) + 1 + len(new))), (edit.name, t.name)
         assert edit.delta.added_rows[t] == len(new)
+    # every added member row (method, field, parameter, property) has its Add* entry, and no other row has one
+    members = (T.MethodDef, T.Field, T.Param, T.Property)
+    assert added == sum(edit.delta.added_rows[t] for t in members), edit.name
 
 
 @pytest.mark.runtime
