@@ -16,10 +16,15 @@ class AppError(HotReloadError):
     """The app's code could not be found, or threw, when called through the API; or the app has no entry point."""
 
 
+class MemberNotFound(AppError, LookupError):
+    """No method of that name in the app (never there, or deleted by an update and hidden from reflection)."""
+
+
 @dataclass
 class AppExit:
     code: int | None
     error: str | None  # the exception, when the entry point threw
+    exception: Any = None  # the .NET exception itself, for a report with the running code's lines
 
 
 def to_net(value: Any) -> Any:
@@ -114,7 +119,7 @@ class HostedApp:
                 self.exit = AppExit(int(result) if result is not None else 0, None)
             except Exception as exc:  # noqa: BLE001 - the app's own exception, reported rather than raised
                 inner = getattr(exc, "InnerException", None)
-                self.exit = AppExit(None, str(inner.ToString() if inner is not None else exc))
+                self.exit = AppExit(None, str(inner.ToString() if inner is not None else exc), inner)
             if on_exit is not None:
                 on_exit(self.exit)
 
@@ -147,7 +152,7 @@ class HostedApp:
                 prop = t.GetProperty(member, flags)
                 if prop is not None:
                     return prop.GetGetMethod(True)
-        raise AppError(f"no method {qualified} in {os.path.basename(self.path)}")
+        raise MemberNotFound(f"no method {qualified} in {os.path.basename(self.path)}")
 
     def call(self, qualified: str, *args: Any) -> Any:
         """Invoke a static method; Python ints, floats, bools and strs become Int32/Int64, Double, Boolean, String."""

@@ -42,7 +42,7 @@ class Verification:
 class Updater:
     """Owns the baseline of one hosted app and moves it forward generation by generation."""
 
-    def __init__(self, app: HostedApp, baseline: Baseline) -> None:
+    def __init__(self, app: HostedApp, baseline: Baseline, stack_lines: str = "auto") -> None:
         self.app = app
         self.baseline = baseline
         self.applier = UpdateApplier()
@@ -50,7 +50,7 @@ class Updater:
         self.failed: str | None = None
         self.handler_errors: list[str] = []
         # hook (hotreload.lines): exceptions in updated code show the new file and line in their stack trace
-        self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation)
+        self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation, stack_lines)
 
     def apply(self, delta: Delta) -> float:
         """Apply one delta; returns seconds spent in ApplyUpdate and the update handlers."""

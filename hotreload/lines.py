@@ -9,6 +9,13 @@ So after each update we (1) install into `StackTraceSymbols`' per-assembly cache
 MetadataReaderProvider) a portable PDB image whose sequence points are those of the running code, and then
 (2) put the count back to 1, so the runtime asks that cache again. The count has no other reader in .NET 10:
 the debugger's version numbers need an attached debugger, and ApplyUpdate refuses to run with one.
+
+Step (2) writes one int32 of native runtime state, so it is gated (`--stack-lines`, HOTRELOAD_STACK_LINES):
+`auto` (default) writes only on runtime builds listed in PINNED, where a test found the field at that offset, and
+only once the field found by watching is unique, at the pinned offset, and has counted up across two updates;
+`on` drops the PINNED condition (any runtime, same watching and confirmation); `off` never touches the runtime.
+Without the write, the runtime's own traces of an updated module show no file/line; hotreload's own crash
+reports (`source_of`) show them in every mode, read from the PDB image kept here by method and IL offset.
 """
 
 from __future__ import annotations
@@ -28,6 +35,16 @@ from .metadata.schema import TABLE_COUNT, T, split_token
 from .metadata.sigs import compressed
 from .metadata.writer import BlobHeap, pdb_stream
 from .pdb import MethodDebugInfo, Pdb, SequencePoint, decode_sequence_points, encode_sequence_points
+
+MODES = ("auto", "on", "off")
+MODE_VARIABLE = "HOTRELOAD_STACK_LINES"
+
+# Runtime builds (CoreLib's informational version, process architecture) on which
+# tests/test_lines.py::test_update_count_offset_is_pinned found EditAndContinueModule::m_applyChangesCount at
+# this offset of the native Module object. Add a build only after that test passes on it.
+PINNED: dict[tuple[str, str], int] = {
+    ("10.0.12-servicing.26422.108+95017c711e6afc1085133d440e42b4bd78155701", "X64"): 0x350,
+}
 
 _PAGE = 0x1000
 _SPARE_ROWS = 256  # nil MethodDebugInformation rows past the last known method: SRM throws on a row it lacks
@@ -162,13 +179,15 @@ class _EncCount:
 
     WINDOW = 0x1000  # bytes of the Module object scanned (the field sits at 0x350 on .NET 10.0 x64)
 
-    def __init__(self, address: int, count: int) -> None:
+    def __init__(self, address: int, count: int, pinned: int | None = None) -> None:
         if not os.path.exists("/proc/self/mem"):
             raise LinesUnavailable("finding the runtime's update count needs /proc/self/mem (Linux)")
         self.address = address  # of the Module object
         self.true_count = count  # what the runtime would hold had we never written it
         self.value = count  # what it holds now
+        self.pinned = pinned  # the offset a test found on this runtime build, if any
         self.offset: int | None = None
+        self.confirmed = False  # the found field counted up in a second update too: only then is it written
         self.candidates = {off for off, value in self._scan().items() if value == count}
 
     def _scan(self) -> dict[int, int]:
@@ -204,23 +223,30 @@ class _EncCount:
 
     def after(self) -> None:
         """Just after ApplyUpdate: keep the candidates that went n -> n+1, and of those, the ones that then hold
-        still (the count changes only inside ApplyUpdate; neighbouring memory may be busy)."""
+        still (the count changes only inside ApplyUpdate; neighbouring memory may be busy). Once one is left it
+        must be the pinned offset (if any), and it is confirmed when it counts up again in the next update."""
         self.true_count += 1
         self.value += 1
-        for _ in range(3 if self.offset is None else 0):
+        if self.offset is not None:
+            self._field(self.value)  # raises unless it counted up as the runtime's update count does
+            self.confirmed = True
+            return
+        for _ in range(3):
             self._narrow(self.value)
             if len(self.candidates) <= 1:
                 break
             time.sleep(0.002)
-        if self.offset is None:
-            if not self.candidates:
-                raise LinesUnavailable("could not find the runtime's update count in the module")
-            if len(self.candidates) == 1:
-                self.offset = self.candidates.pop()
+        if not self.candidates:
+            raise LinesUnavailable("could not find the runtime's update count in the module")
+        if len(self.candidates) == 1:
+            self.offset = self.candidates.pop()
+            if self.pinned is not None and self.offset != self.pinned:
+                raise LinesUnavailable(f"the runtime's update count was found at 0x{self.offset:x}, not at the "
+                                       f"0x{self.pinned:x} pinned for this runtime build; not writing it")
 
     def reset(self) -> bool:
-        """After `after`: put the count back to 1; False while its place is still ambiguous (next update)."""
-        if self.offset is None:
+        """After `after`: put the count back to 1; False until its place is unique and confirmed."""
+        if self.offset is None or not self.confirmed:
             return False
         self._field(self.value).value = 1
         self.value = 1
@@ -266,43 +292,84 @@ def _symbols_cache() -> Any:
     return cache.GetValue(symbols)
 
 
+def stack_lines_mode(value: str | None = None) -> str:
+    """The --stack-lines mode: `value` if given, else HOTRELOAD_STACK_LINES (0/1 read as off/on), else auto."""
+    raw = (value or os.environ.get(MODE_VARIABLE) or "auto").strip().lower()
+    mode = {"0": "off", "1": "on", "false": "off", "true": "on"}.get(raw, raw)
+    if mode not in MODES:
+        raise LinesUnavailable(f"{MODE_VARIABLE}={raw!r} is not one of auto, on, off")
+    return mode
+
+
+def runtime_build() -> tuple[str, str]:
+    """(CoreLib's informational version, which names the exact build, and the process architecture)."""
+    import clr
+    from System import Object  # type: ignore[import-not-found]
+    from System.Reflection import AssemblyInformationalVersionAttribute  # type: ignore[import-not-found]
+    from System.Runtime.InteropServices import RuntimeInformation  # type: ignore[import-not-found]
+
+    attrs = clr.GetClrType(Object).Assembly.GetCustomAttributes(
+        clr.GetClrType(AssemblyInformationalVersionAttribute), False)
+    version = str(attrs[0].InformationalVersion) if attrs.Length else ""
+    return version, str(RuntimeInformation.ProcessArchitecture)
+
+
 class LineInfo:
-    """Makes exceptions thrown by updated code of `assembly` show the new file and line.
+    """Keeps the sequence points of the running code of `assembly` (for hotreload's own crash reports, always) and,
+    where the mode allows, makes the runtime's own stack traces of updated code show the new file and line.
 
     Call `applied(pdb_delta)` after every successful ApplyUpdate, and `update`/`update_from` for methods
     whose lines moved without an IL change (no ApplyUpdate then). Never raises: the first failure is kept in
-    `problem` (returned once by `applied`) and turns it off, leaving traces without file/line, not wrong ones.
+    `problem` (returned once by `applied`) and stops the runtime side, leaving its traces without file/line, not
+    wrong ones. `status` says once, at start, when the runtime side is off and why.
     """
 
-    def __init__(self, assembly: Any, pdb_path: str, generation: int = 0) -> None:
+    def __init__(self, assembly: Any, pdb_path: str, generation: int = 0, mode: str = "auto") -> None:
         self.assembly = assembly
         self.pdb_path = pdb_path
+        self.mode = mode
         self.problem: str | None = None
+        self.status: str | None = None
         self.lock = threading.Lock()
         self._reported = False
         self._image: PdbImage | None = None
         self._running_docs: dict[int, str] = {}  # Document rids of the running PDB (baseline + deltas) -> path
         self._providers: list[Any] = []  # installed, newest last
         self._count: _EncCount | None = None
-        if os.environ.get("HOTRELOAD_STACK_LINES", "1") == "0":  # opt out of touching the runtime's state
-            self.problem = "stack-trace lines for updated code are off (HOTRELOAD_STACK_LINES=0)"
-            self._reported = True
+        self._image_error: str | None = None  # the kept sequence points could not be read or updated
+        self.writes = False  # whether the runtime's traces are kept in step (native count reset + symbols cache)
+        off = "the runtime's own stack traces of updated code will show no file/line (hotreload's crash reports do)"
+        if mode == "off":
+            self.status = f"stack-trace lines: off (--stack-lines off): {off}"
             return
-        try:  # before the first ApplyUpdate: the count is found by watching it change
-            self._count = _EncCount(_native_module(assembly.ManifestModule), generation + 1)
+        try:
+            build = runtime_build()
+            pinned = PINNED.get(build)
+            if mode == "auto" and pinned is None:
+                self.status = (f"stack-trace lines: this runtime build ({build[0]}, {build[1]}) is not one a test "
+                               f"pinned, so hotreload writes nothing into it: {off}; --stack-lines on tries anyway")
+                return
+            # before the first ApplyUpdate: the count is found by watching it change
+            self._count = _EncCount(_native_module(assembly.ManifestModule), generation + 1, pinned)
+            self.writes = True
         except Exception as exc:  # noqa: BLE001 - reported, never fatal
             self._fail(exc)
+            self.status, self.problem, self._reported = self.problem, None, True
 
     def _fail(self, exc: Exception) -> None:
-        """Stop for good; frames of the module then show no file/line (as without LineInfo), never stale ones."""
-        self.problem = "stack traces of updated code will show no file/line: " + str(exc).splitlines()[0]
+        """Stop the runtime side for good; its frames then show no file/line (as without LineInfo), never stale
+        ones. The sequence points kept for hotreload's own reports go on."""
+        self.problem = "the runtime's stack traces of updated code will show no file/line (hotreload's crash " \
+                       "reports still do): " + str(exc).splitlines()[0]
+        self.writes = False
         if self._count is not None:
             with contextlib.suppress(Exception):  # nothing more can be done
                 self._count.restore()
         self._count = None
 
     def _report(self) -> str | None:
-        if self._reported:
+        """The problem, the first time it is asked for after it arose."""
+        if self._reported or self.problem is None:
             return None
         self._reported = True
         return self.problem
@@ -324,40 +391,52 @@ class LineInfo:
                     self._fail(exc)
 
     def applied(self, pdb_delta: bytes) -> str | None:
-        """After a successful ApplyUpdate: install the sequence points of the PDB delta that went with it (rows
-        keyed by running method rid), then let the runtime read them. Returns a problem once, else None."""
+        """After a successful ApplyUpdate: keep the sequence points of the PDB delta that went with it (rows keyed
+        by running method rid) and, if the runtime side is on, let the runtime read them. Returns a problem once."""
         with self.lock:
-            if self.problem:
-                return self._report()
+            image: PdbImage | None = None
+            changed = False
             try:
-                if self._count is not None:
-                    self._count.after()
                 image = self._ensure_image()
                 methods, names = read_pdb_delta(pdb_delta, self._running_docs) if pdb_delta else ({}, {})
                 self._running_docs.update(names)
-                changed = [image.set_points(rid, points, names) for rid, points in methods.items()]
-                if any(changed) or not self._providers:
-                    self._publish(image)
-                if self._count is not None:  # last: until now the runtime showed no line rather than a stale one
-                    self._count.reset()
-                return None
+                results = [image.set_points(rid, points, names) for rid, points in methods.items()]  # every one
+                changed = any(results)
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                self._image_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if self.writes and self._count is not None:
+                try:
+                    self._count.after()
+                    if image is None:
+                        raise LinesUnavailable(f"the running code's sequence points are unknown ({self._image_error})")
+                    if changed or not self._providers:
+                        self._publish(image)
+                    self._count.reset()  # last: until now the runtime showed no line rather than a stale one
+                except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                    self._fail(exc)
+            return self._report()
+
+    def _installed(self, image: PdbImage, changed: bool) -> None:
+        """After lines moved without an update: the runtime reads the new image (if its side is on)."""
+        if changed and self.writes:
+            try:
+                self._publish(image)
             except Exception as exc:  # noqa: BLE001 - reported, never fatal
                 self._fail(exc)
-                return self._report()
 
     def update(self, methods: Mapping[int, Sequence[SequencePoint]], documents: Mapping[int, str]) -> None:
         """Install sequence points: running MethodDef rid -> points whose `document` fields key `documents`
         (-> path). Later calls for a method replace earlier ones."""
         with self.lock:
-            if self.problem:
-                return
             try:
                 image = self._ensure_image()
-                changed = [image.set_points(rid, points, documents) for rid, points in methods.items()]
-                if any(changed):
-                    self._publish(image)
+                results = [image.set_points(rid, points, documents) for rid, points in methods.items()]
+                changed = any(results)
             except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                self._image_error = str(exc).splitlines()[0]
                 self._fail(exc)
+                return
+            self._installed(image, changed)
 
     def update_from(self, pdb: Pdb, rids: Mapping[int, int]) -> None:
         """Install what a newer build's `pdb` says about methods given as running rid -> rid in `pdb`.
@@ -365,8 +444,6 @@ class LineInfo:
         Cheap enough to pass every method after every build (about a microsecond each when the documents line
         up, as they do unless files were added): rows that did not change cost a dictionary lookup."""
         with self.lock:
-            if self.problem:
-                return
             try:
                 image = self._ensure_image()
                 names = {rid: pdb.document_name(rid) for rid in range(1, len(pdb.md.rows(T.Document)) + 1)}
@@ -379,10 +456,27 @@ class LineInfo:
                         changed |= image.set_raw(running, doc, pdb.md.blob(blob) if blob else b"")
                     else:
                         changed |= image.set_points(running, pdb.method_info(new).points, names)
-                if changed:
-                    self._publish(image)
             except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                self._image_error = str(exc).splitlines()[0]
                 self._fail(exc)
+                return
+            self._installed(image, changed)
+
+    def source_of(self, method_rid: int, il_offset: int) -> tuple[str, int] | None:
+        """(file, line) of the running code of method `method_rid` at `il_offset`, from the kept sequence points:
+        what hotreload's own crash reports show, whatever the runtime's traces do."""
+        with self.lock:
+            if self._image_error is not None or il_offset < 0:
+                return None
+            try:
+                pdb = Pdb(self._ensure_image().image())
+                points = [p for p in pdb.method_info(method_rid).points if not p.hidden and p.il_offset <= il_offset]
+            except Exception:  # noqa: BLE001 - a report without a line rather than none
+                return None
+            if not points:
+                return None
+            point = max(points, key=lambda p: p.il_offset)
+            return pdb.document_name(point.document), point.start_line
 
     def _publish(self, image: PdbImage) -> None:
         """Make `image` what StackTraceSymbols reads for the assembly."""

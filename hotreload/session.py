@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -20,10 +21,12 @@ from .delta import Baseline, Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
 from .errors import HotReloadError
+from .lines import stack_lines_mode
 from .names import display_name
 from .pdb import Pdb
 from .report import Reporter
 from .runtime import start_runtime
+from .traces import format_exception
 from .watch import SerialWorker, SourceWatcher
 
 
@@ -115,11 +118,13 @@ class Session:
     """
 
     def __init__(self, project: str | Path, app_args: list[str] | None = None, reporter: Reporter | None = None,
-                 run_entry_point: bool = False, watch: bool = False, warm_compiler: bool = True) -> None:
+                 run_entry_point: bool = False, watch: bool = False, warm_compiler: bool = True,
+                 stack_lines: str | None = None) -> None:
         self.project = find_project(project)
         self.app_args = list(app_args or [])
         self.report = reporter or Reporter()
         self.run_entry_point = run_entry_point
+        self.stack_lines = stack_lines_mode(stack_lines)  # auto, on or off (--stack-lines, HOTRELOAD_STACK_LINES)
         self.watch = watch
         self.builder = Builder(self.project)
         self.compiler = WarmCompiler(self.builder, self._on_fallback) if warm_compiler else None
@@ -166,7 +171,10 @@ class Session:
                          f"built in {_ms(result.seconds)}", "editable", dll=str(dll), ms=round(result.seconds * 1000))
         self.capabilities = list(info.capabilities)
         self.app = HostedApp(str(dll))
-        self.updater = Updater(self.app, Baseline(build, pdb))
+        self.updater = Updater(self.app, Baseline(build, pdb), self.stack_lines)
+        if self.updater.lines.status:
+            self.report.info(self.updater.lines.status, "stack-lines", mode=self.stack_lines,
+                             runtime_writes=self.updater.lines.writes)
         self.previous, self.previous_pdb = build, pdb
         if self.watch:
             worker = SerialWorker(self._reload_quietly)
@@ -184,6 +192,10 @@ class Session:
         self.reload()
 
     def _on_exit(self, exit: AppExit) -> None:
+        if exit.exception is not None and self.app is not None:
+            with contextlib.suppress(Exception):  # the runtime's own text is the report then
+                exit = replace(exit, error=format_exception(exit.exception, self.app.module,
+                                                            self.updater.lines if self.updater else None))
         self.app_exit = exit
         if exit.error:
             self.report.error(f"the app crashed with an unhandled exception:\n{exit.error}", "app-exit",

@@ -34,8 +34,40 @@ let below (x: int) : int =
     if x > 0 then
         failwith "below"
     x + 2
+let pad () = 0
 """
 BOOM_LINE = 10  # failwith "boom"
+
+
+def ready(fsharp_project: Any, source: str = SRC) -> Any:
+    """A live project whose runtime-side line keeping is on: the update count is written only once it has been
+    found and confirmed across two updates, so two updates of `pad` (which moves nothing) come first."""
+    p = fsharp_project({"Lib.fs": source})
+    for value in (1, 0):
+        p.edit("Lib.fs", source.replace("let pad () = 0", f"let pad () = {value}"))
+    lines = p.session.updater.lines
+    assert lines.writes and lines._count is not None and lines._count.confirmed, lines.status or lines.problem
+    return p
+
+
+def reported_line(p: Any, function: str) -> int | None:
+    """Line in Lib.fs of Demo.Lib.<function>'s frame in hotreload's own crash report of its exception."""
+    from System import Array, Int32, Object  # type: ignore[import-not-found]
+
+    from hotreload.traces import format_exception
+
+    method = p.session.app.find_method(f"Demo.Lib.{function}")
+    try:
+        method.Invoke(None, Array[Object]([Int32(1)]))
+    except Exception as exc:  # noqa: BLE001 - the TargetInvocationException wrapping the F# exception
+        inner = exc.InnerException  # type: ignore[attr-defined]
+        text = format_exception(inner, p.session.app.module, p.session.updater.lines)
+    else:
+        raise AssertionError(f"{function} did not throw")
+    frame = next((line for line in text.splitlines() if f"Demo.Lib.{function}(" in line), None)
+    assert frame is not None, text + "\n----\n" + str(inner.ToString())
+    found = re.search(r" in (.+):line (\d+)$", frame)
+    return int(found.group(2)) if found and found.group(1).endswith("Lib.fs") else None
 
 
 def throw_line(p: Any, function: str) -> tuple[str, int | None]:
@@ -65,7 +97,7 @@ def insert_in_boom(text: str, lines: list[str]) -> str:
 
 
 def test_throw_shows_the_new_line_after_lines_were_inserted(fsharp_project: Any) -> None:
-    p = fsharp_project({"Lib.fs": SRC})
+    p = ready(fsharp_project)
     assert throw_line(p, "boom")[1] == BOOM_LINE
     p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x", "let z = y + 0"]))
     assert p.call("Demo.Lib.boom", 0) == 1  # the new code runs
@@ -77,12 +109,12 @@ def test_throw_shows_the_new_line_after_lines_were_inserted(fsharp_project: Any)
 
 
 def test_latest_lines_show_after_several_generations(fsharp_project: Any) -> None:
-    p = fsharp_project({"Lib.fs": SRC})
+    p = ready(fsharp_project)
     inserted: list[str] = []
     for gen in range(1, 4):
         inserted += [f"let y{gen} = x + {gen}", f"let z{gen} = y{gen} - {gen}"]
         p.edit("Lib.fs", insert_in_boom(SRC, inserted))
-        assert p.session.generation == gen
+        assert p.session.generation == gen + 2
         frame, line = throw_line(p, "boom")
         assert line == BOOM_LINE + len(inserted), f"generation {gen}: {frame}"
     # and back: a later update of the same method replaces what an earlier one installed
@@ -94,7 +126,7 @@ def test_latest_lines_show_after_several_generations(fsharp_project: Any) -> Non
 def test_moved_functions_follow_their_lines(fsharp_project: Any) -> None:
     """Code whose IL did not change but whose lines moved: with an applied edit (the PDB delta carries the
     moved methods' rows) and without one (a comment inserted: nothing to apply, LineInfo.update_from)."""
-    p = fsharp_project({"Lib.fs": SRC})
+    p = ready(fsharp_project)
     assert throw_line(p, "below")[1] == 15
     text = insert_in_boom(SRC, ["let y = x", "let z = y + 0"])
     p.edit("Lib.fs", text)
@@ -147,8 +179,9 @@ def test_pdb_delta_rows_are_keyed_by_running_rid(fsharp_project: Any) -> None:
     lines.applied = lambda data: captured.append(data) or original(data)  # type: ignore[method-assign]
     p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x"]))
     methods, names = read_pdb_delta(captured[0], {})
-    boom, below = (p.session.app.find_method(f"Demo.Lib.{f}").MetadataToken & 0xFFFFFF for f in ("boom", "below"))
-    assert sorted(methods) == sorted([boom, below])  # the edited method and the one it moved down
+    boom, below, pad = (p.session.app.find_method(f"Demo.Lib.{f}").MetadataToken & 0xFFFFFF
+                        for f in ("boom", "below", "pad"))
+    assert sorted(methods) == sorted([boom, below, pad])  # the edited method and the ones it moved down
     assert {sp.start_line for sp in methods[below] if not sp.hidden} == {15, 16, 17}  # was 14, 15, 16
     lines_of = {sp.start_line for sp in methods[boom] if not sp.hidden}
     assert lines_of == {9, 10, 11, 12}  # let y = x; if; failwith (was line 10); x + 1
@@ -157,7 +190,7 @@ def test_pdb_delta_rows_are_keyed_by_running_rid(fsharp_project: Any) -> None:
 
 
 def test_a_failure_turns_lines_off_rather_than_leaving_stale_ones(fsharp_project: Any) -> None:
-    p = fsharp_project({"Lib.fs": SRC})
+    p = ready(fsharp_project)
     assert p.session.updater is not None
     lines = p.session.updater.lines
     p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x"]))
@@ -168,19 +201,20 @@ def test_a_failure_turns_lines_off_rather_than_leaving_stale_ones(fsharp_project
 
     lines._publish = broken  # type: ignore[method-assign]
     outcome = p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x", "let z = y"]))
-    assert outcome.verification is not None
-    assert any("no image today" in problem for problem in outcome.verification.problems)
+    assert outcome.kind == "applied" and outcome.verification is not None
+    assert any("no image today" in warning for warning in outcome.verification.warnings)
     assert throw_line(p, "boom")[1] is None  # the runtime's own behaviour after an update: no file/line
     assert throw_line(p, "above")[1] is None
     outcome = p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x"]))  # reported once, and stays off
-    assert outcome.verification is not None and outcome.verification.problems == []
+    assert outcome.verification is not None and outcome.verification.warnings == []
     assert throw_line(p, "boom")[1] is None
+    assert reported_line(p, "boom") == BOOM_LINE + 1  # hotreload's own reports keep their lines
 
 
 def test_added_function_shows_its_line(fsharp_project: Any) -> None:
     """A method the running module did not have (a new MethodDef row) gets its lines from the PDB delta."""
-    p = fsharp_project({"Lib.fs": SRC})
-    added = SRC + '\nlet added (x: int) : int =\n    if x > 0 then\n        failwith "added"\n    x + 3\n'
+    p = ready(fsharp_project)
+    added = SRC + 'let added (x: int) : int =\n    if x > 0 then\n        failwith "added"\n    x + 3\n'
     p.edit("Lib.fs", added)
     assert throw_line(p, "added")[1] == 20
     p.edit("Lib.fs", added.replace("let added (x: int) : int =\n", "let added (x: int) : int =\n    let y = x\n"))
@@ -190,7 +224,8 @@ def test_added_function_shows_its_line(fsharp_project: Any) -> None:
 
 def test_update_count_is_found_by_watching_it() -> None:
     """_EncCount on a fake Module: two ints go 1 -> 2 in the first update (ambiguous: nothing is written), only
-    one keeps counting; from then on it is put back to 1 after every update, and restored on request."""
+    one keeps counting in the second (found, not yet confirmed: nothing is written), it counts up again in the
+    third (confirmed): from then on it is put back to 1 after every update, and restored on request."""
     import ctypes
 
     from hotreload.lines import _EncCount
@@ -205,6 +240,10 @@ def test_update_count_is_found_by_watching_it() -> None:
     count.before()
     memory[5], memory[100] = 3, 7
     count.after()
+    assert count.offset == 20 and not count.reset() and memory[5] == 3  # unique, but seen counting only once
+    count.before()
+    memory[5] += 1
+    count.after()
     assert count.reset() and memory[5] == 1 and memory[100] == 7
     for _ in range(2):
         count.before()
@@ -212,4 +251,97 @@ def test_update_count_is_found_by_watching_it() -> None:
         count.after()
         assert count.reset() and memory[5] == 1
     count.restore()
-    assert memory[5] == 5  # four updates: the runtime's own count
+    assert memory[5] == 6  # five updates: the runtime's own count
+
+
+def test_update_count_elsewhere_than_pinned_is_never_written() -> None:
+    import ctypes
+
+    from hotreload.lines import LinesUnavailable, _EncCount
+
+    memory = (ctypes.c_int32 * 1024)()
+    memory[7] = 1
+    count = _EncCount(ctypes.addressof(memory), 1, pinned=0x350)
+    count.before()
+    memory[7] = 2
+    with pytest.raises(LinesUnavailable, match="not at the 0x350 pinned"):
+        count.after()
+    assert memory[7] == 2
+
+
+def test_update_count_offset_is_pinned(fsharp_project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allow-list's evidence: on this runtime build, watching (--stack-lines on, no pinned offset assumed)
+    finds the update count at the offset PINNED lists. A new runtime build gets into PINNED only through this."""
+    from hotreload.lines import PINNED, runtime_build
+
+    monkeypatch.setattr("hotreload.lines.PINNED", {})
+    monkeypatch.setenv("HOTRELOAD_STACK_LINES", "on")
+    p = fsharp_project({"Lib.fs": SRC})
+    for value in (1, 0):
+        p.edit("Lib.fs", SRC.replace("let pad () = 0", f"let pad () = {value}"))
+    count = p.session.updater.lines._count
+    assert count is not None and count.confirmed, p.session.updater.lines.problem
+    build = runtime_build()
+    if build not in PINNED:
+        pytest.skip(f"runtime build {build} is not pinned; watching found the count at 0x{count.offset:x}")
+    assert count.offset == PINNED[build]
+
+
+def test_runtime_lines_wait_for_a_confirmed_count_and_reports_never_wait(fsharp_project: Any) -> None:
+    p = fsharp_project({"Lib.fs": SRC})
+    lines = p.session.updater.lines
+    assert lines.writes and lines.status is None  # this runtime build is pinned: auto keeps the runtime's lines
+    p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x"]))
+    assert throw_line(p, "boom")[1] is None  # one update seen: the field is not written yet
+    assert reported_line(p, "boom") == BOOM_LINE + 1
+    p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x", "let z = y"]))
+    assert throw_line(p, "boom")[1] == BOOM_LINE + 2  # confirmed in the second update: the runtime's lines too
+    assert reported_line(p, "boom") == BOOM_LINE + 2
+
+
+@pytest.mark.parametrize("how", ["off", "unpinned"])
+def test_without_runtime_writes_reports_still_show_the_lines(
+        fsharp_project: Any, monkeypatch: pytest.MonkeyPatch, how: str) -> None:
+    """--stack-lines off, or auto on a runtime build no test pinned: nothing is written into the runtime (no
+    count found or reset, no symbols installed), one status line says so, and hotreload's reports keep lines."""
+    if how == "off":
+        monkeypatch.setenv("HOTRELOAD_STACK_LINES", "off")
+    else:
+        monkeypatch.setattr("hotreload.lines.PINNED", {})
+    p = fsharp_project({"Lib.fs": SRC})
+    lines = p.session.updater.lines
+    assert not lines.writes and lines._count is None
+    said = [line for line in p.reporter.lines if line.startswith("stack-trace lines")]
+    assert len(said) == 1 and ("off (--stack-lines off)" if how == "off" else "not one a test pinned") in said[0]
+    text = SRC
+    for n in range(1, 4):
+        text = insert_in_boom(text, [f"let y{n} = x"])
+        p.edit("Lib.fs", text)
+        assert throw_line(p, "boom")[1] is None  # the runtime's own behaviour for an updated module
+        assert reported_line(p, "boom") == BOOM_LINE + n
+        assert reported_line(p, "below") == 15 + n
+    assert lines._providers == []
+
+
+def test_crash_report_of_the_app_shows_the_updated_line(fsharp_project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app's entry point dies of an exception thrown by updated code: the report hotreload prints names the
+    file and the new line (here with the runtime side off, so the line can only come from hotreload's own)."""
+    import time
+
+    monkeypatch.setenv("HOTRELOAD_STACK_LINES", "off")
+    app = SRC + "let mutable go = false\nlet start () = go <- true\n[<EntryPoint>]\nlet main _ =\n" \
+        "    while not go do System.Threading.Thread.Sleep 5\n    boom 1\n"
+    p = fsharp_project({"Lib.fs": app}, output="Exe")
+    p.session.run_entry_point = True
+    p.session.app.start([], p.session._on_exit)
+    p.edit("Lib.fs", insert_in_boom(app, ["let y = x", "let z = y"]))
+    p.call("Demo.Lib.start")
+    deadline = time.monotonic() + 20
+    while p.session.app_exit is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    report = p.session.app_exit.error
+    frame = next(line for line in report.splitlines() if "Demo.Lib.boom(" in line)
+    assert frame.endswith(f"Lib.fs:line {BOOM_LINE + 2}"), report
+    assert report.startswith("System.Exception: boom")
+    assert any(f"Lib.fs:line {BOOM_LINE + 2}" in line for line in p.reporter.lines[-20:] if "boom" in line) \
+        or f"Lib.fs:line {BOOM_LINE + 2}" in "\n".join(p.reporter.lines)
