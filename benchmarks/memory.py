@@ -32,6 +32,7 @@ from typing import Any
 from benchutil import BuildLog, QuietReporter, make_session, memory_sample, provenance
 
 from hotreload.runtime import start_runtime
+from hotreload.session import OutcomeKind
 
 SAMPLE_APP = Path(__file__).resolve().parent.parent / "sample_app"
 MULTIPLIER = re.compile(r"^let multiplier \(\) = \d+$", re.MULTILINE)
@@ -76,7 +77,7 @@ def run(generations: int, every: int, folder: Path, dotnet_build: bool = False, 
             outcome = session.reload()
             path = builds.via_since(mark)
             via[path] = via.get(path, 0) + 1
-            if outcome.kind != "applied":
+            if outcome.kind != OutcomeKind.APPLIED:
                 detail = [str(r) for r in outcome.refusals] + [str(e) for e in outcome.errors] + [outcome.message]
                 raise AssertionError(f"generation {gen}: {outcome.kind} {detail}\n" + "\n".join(reporter.lines[-10:]))
             got = app.call("SampleApp.Greeting.multiplier")

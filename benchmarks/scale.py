@@ -29,6 +29,7 @@ from benchutil import BuildLog, QuietReporter, make_session, memory_sample, prov
 from fsgen import ARITH, MATCH, PIPELINE, GeneratedProject
 
 from hotreload.runtime import start_runtime
+from hotreload.session import OutcomeKind
 
 DEFAULT_SIZES = (10, 100, 1000, 5000)
 QUICK_SIZES = (10, 100)
@@ -85,7 +86,7 @@ def measure_size(functions: int, edits: int, root: Path, dotnet_build: bool = Fa
             t = time.perf_counter()
             outcome = session.reload()
             wall = time.perf_counter() - t
-            if outcome.kind != "applied":
+            if outcome.kind != OutcomeKind.APPLIED:
                 detail = [str(r) for r in outcome.refusals] + [str(e) for e in outcome.errors] + [outcome.message]
                 raise AssertionError(f"{functions} functions, edit {k + 1} ({fn.qualified}): {outcome.kind} "
                                      f"{detail}\n" + "\n".join(reporter.lines[-10:]))

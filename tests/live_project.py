@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hotreload.report import Reporter
-from hotreload.session import Outcome, Session
+from hotreload.session import Outcome, OutcomeKind, Session
 
 FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
   <PropertyGroup>
@@ -71,13 +71,13 @@ class LiveProject:
     def edit(self, file: str, text: str) -> Outcome:
         """Save and require the edit to be applied (the assertion message carries the session's report)."""
         outcome = self.save(file, text)
-        assert outcome.kind == "applied", f"{outcome.kind}: {outcome.message} {[str(r) for r in outcome.refusals]}" \
+        assert outcome.kind == OutcomeKind.APPLIED, f"{outcome.kind}: {outcome.message} {[str(r) for r in outcome.refusals]}" \
             f" {[str(e) for e in outcome.errors]}\n" + "\n".join(self.reporter.lines[-8:])
         return outcome
 
     def refuse(self, file: str, text: str) -> Outcome:
         outcome = self.save(file, text)
-        assert outcome.kind == "refused", f"expected a refusal, got {outcome.kind}: {outcome.methods}"
+        assert outcome.kind == OutcomeKind.REFUSED, f"expected a refusal, got {outcome.kind}: {outcome.methods}"
         return outcome
 
     def replace(self, file: str, old: str, new: str) -> str:

@@ -9,6 +9,7 @@ from hotreload.delta import Baseline, DeltaBuilder, UnsupportedEdit, load_build
 from hotreload.diff import Build, Refusal, diff_builds
 from hotreload.metadata.schema import T
 from hotreload.names import display_name
+from hotreload.refusal import RefusalKind
 
 pytestmark = pytest.mark.runtime
 
@@ -82,9 +83,9 @@ def test_added_function_is_an_addition_not_a_refusal(builds: dict[str, FsBuild])
 
 def test_signature_change_is_refused_by_name(builds: dict[str, FsBuild]) -> None:
     refusals = _refusals(builds["gen0"], builds["refused"])
-    assert [r.member for r in refusals if r.kind == "signature change"] == ["Hot.Lib.scaled"]
+    assert [r.member for r in refusals if r.kind == RefusalKind.SIGNATURE] == ["Hot.Lib.scaled"]
     # the retyped function is neither an added nor a removed method, and not a body change either
-    assert not [r for r in refusals if r.member == "Hot.Lib.scaled" and r.kind != "signature change"]
+    assert not [r for r in refusals if r.member == "Hot.Lib.scaled" and r.kind != RefusalKind.SIGNATURE]
     diff = diff_builds(_load(builds["gen0"]), _load(builds["refused"]))
     assert "Hot.Lib.scaled" not in [c.name for c in diff.changed]
 

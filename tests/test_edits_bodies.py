@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from hotreload.session import OutcomeKind
+
 pytestmark = pytest.mark.runtime
 
 
@@ -717,7 +719,7 @@ def test_lines_inserted_above_a_lambda(fsharp_project: Any) -> None:
 
     # lines inserted with no other change: nothing to run differently, only sequence points to update...
     out = p.save("Lib.fs", text_of(p, "Lib.fs", ("let after", "\n\n// moved again\nlet after")))
-    assert out.kind == "no-change", f"{out.kind}: {[str(r) for r in out.refusals]} {out.message}"
+    assert out.kind == OutcomeKind.NO_CHANGE, f"{out.kind}: {[str(r) for r in out.refusals]} {out.message}"
     assert "line numbers updated" in out.message  # stack traces follow the moved code
     assert p.call(m + "after", 5) == 7
     assert p.call(m + "mapped", 2) == 15
@@ -778,7 +780,7 @@ def test_comment_change_on_the_same_line_is_no_change(fsharp_project: Any) -> No
     assert p.call(m + "f", 1) == 2
     out = p.save("Lib.fs", text_of(p, "Lib.fs", ("// first comment", "// second, longer comment (* x *)"),
                                    ("// a lambda", "// still a lambda")))
-    assert out.kind == "no-change", f"{out.kind}: {out.methods} {[str(r) for r in out.refusals]}"
+    assert out.kind == OutcomeKind.NO_CHANGE, f"{out.kind}: {out.methods} {[str(r) for r in out.refusals]}"
     assert p.call(m + "f", 1) == 2
     assert p.call(m + "g", 3) == 6
     out = edit(p, "Lib.fs", ("n + 1", "n + 7"), ("x * 2", "x * 5"))  # the session still applies real edits

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from live_project import LiveProject
 
+from hotreload.refusal import RefusalKind
 from hotreload.runtime import RuntimeInfo
 from hotreload.session import Outcome
 
@@ -42,43 +43,43 @@ let sound () = Dog().Sound()
 let probe () = 1
 """
 
-CHANGES: dict[str, tuple[str, str, str, str]] = {
-    # name: (old text, new text, expected kind fragment, member fragment)
-    "signature": ("let scaled (x: int) = x + 1", "let scaled (x: int64) = x + 1L", "signature change", "scaled"),
+CHANGES: dict[str, tuple[str, str, RefusalKind, str]] = {
+    # name: (old text, new text, expected kind, member fragment)
+    "signature": ("let scaled (x: int) = x + 1", "let scaled (x: int64) = x + 1L", RefusalKind.SIGNATURE, "scaled"),
     "union_case": ("type Shape = Circle of float | Square of float",
-                   "type Shape = Circle of float | Square of float | Dot", "union case change", "Shape"),
+                   "type Shape = Circle of float | Square of float | Dot", RefusalKind.UNION_CASE, "Shape"),
     "record_field": ("type Rec = { A: int; B: string }", "type Rec = { A: int; B: string; C: float }",
-                     "record field", "Rec"),
-    "struct_layout": ("type Pair = { X: int; Y: int }", "type Pair = { X: int; Y: int; Z: int }", "layout", "Pair"),
+                     RefusalKind.LAYOUT, "Rec"),
+    "struct_layout": ("type Pair = { X: int; Y: int }", "type Pair = { X: int; Y: int; Z: int }", RefusalKind.LAYOUT, "Pair"),
     "base_type": ("type Named(name: string) =\n", "type Named(name: string) =\n    inherit System.Exception(name)\n",
-                  "base type change", "Named"),
+                  RefusalKind.BASE_TYPE, "Named"),
     "interface": ("    member _.Name = name\n",
                   "    member _.Name = name\n    interface System.IDisposable with member _.Dispose() = ()\n",
-                  "interface change", "Named"),
+                  RefusalKind.INTERFACES, "Named"),
     "constraint": ("let smallest<'T when 'T :> System.IComparable>",
-                   "let smallest<'T when 'T :> System.IComparable and 'T : struct>", "generic constraint change",
+                   "let smallest<'T when 'T :> System.IComparable and 'T : struct>", RefusalKind.GENERIC_CONSTRAINT,
                    "smallest"),
-    "initializer": ('let table = dict [1, "one"]', 'let table = dict [1, "uno"]', "initializer", "cctor"),
+    "initializer": ('let table = dict [1, "one"]', 'let table = dict [1, "uno"]', RefusalKind.INITIALIZER, "cctor"),
     "module_value": ("let probe () = 1", "let probe () = 1\nlet extra = System.DateTime.Now.Ticks",
-                     "added module-level value", "Demo.Lib.extra"),
+                     RefusalKind.ADDED_MODULE_VALUE, "Demo.Lib.extra"),
     "param_attribute": ("let scaled (x: int) = x + 1",
                         'let scaled ([<System.ComponentModel.Description("x")>] x: int) = x + 1',
-                        "attribute change", "Demo.Lib.scaled"),
+                        RefusalKind.ATTRIBUTE_TARGET, "Demo.Lib.scaled"),
     "return_attribute": ("let useSmallest () = smallest 3 2",
                          'let useSmallest () : [<return: System.ComponentModel.Description("r")>] int = smallest 3 2',
-                         "attribute change", "Demo.Lib.useSmallest"),
+                         RefusalKind.ATTRIBUTE_TARGET, "Demo.Lib.useSmallest"),
     "property_attribute": ("    member _.Name = name\n",
                            '    [<System.ComponentModel.Description("n")>]\n    member _.Name = name\n',
-                           "attribute change", "Named.Name"),
+                           RefusalKind.ATTRIBUTE_TARGET, "Named.Name"),
     "assembly_attribute": ("let sound () = Dog().Sound()",
                            '[<assembly: System.Reflection.AssemblyMetadata("k", "v")>]\ndo ()\nlet sound () = Dog().Sound()',
-                           "attribute change", "assembly"),
+                           RefusalKind.ATTRIBUTE_TARGET, "assembly"),
     "event_added": ("    member _.Name = name\n",
                     ("    let changed = Event<int>()\n    member _.Name = name\n"
-                     "    [<CLIEvent>] member _.Changed = changed.Publish\n"), "event change", "Named.Changed"),
+                     "    [<CLIEvent>] member _.Changed = changed.Publish\n"), RefusalKind.EVENTS, "Named.Changed"),
     "override_added": ('    default _.Sound() = "..."\n',
                        '    default _.Sound() = "..."\n    override _.ToString() = "animal"\n',
-                       "added virtual", "ToString"),
+                       RefusalKind.ADDED_VIRTUAL, "ToString"),
 }
 
 
@@ -108,7 +109,7 @@ def test_rude_edit_is_refused_and_nothing_applied(project: LiveProject, name: st
     # a harmless body edit rides along: it must not be applied either (a refusal applies nothing of the save)
     text = BASE.replace(old, new).replace("let probe () = 1", "let probe () = 2")
     outcome = project.refuse("Lib.fs", text)
-    matching = [r for r in outcome.refusals if kind in r.kind and member in r.member]
+    matching = [r for r in outcome.refusals if r.kind == kind and member in r.member]
     assert matching, [str(r) for r in outcome.refusals]
     shown = str(matching[0])
     assert "restart" in shown, shown
@@ -123,7 +124,7 @@ def test_rude_edit_is_refused_and_nothing_applied(project: LiveProject, name: st
 def test_refusal_names_the_line_of_the_changed_member(project: LiveProject) -> None:
     text = BASE.replace("let scaled (x: int) = x + 1", "let scaled (x: int64) = x + 1L")
     outcome: Outcome = project.refuse("Lib.fs", text)
-    refusal = next(r for r in outcome.refusals if r.kind == "signature change")
+    refusal = next(r for r in outcome.refusals if r.kind == RefusalKind.SIGNATURE)
     assert refusal.location == f"Lib.fs:{_line_of(text, 'let scaled')}"
     assert str(refusal).startswith(f"Lib.fs:{_line_of(text, 'let scaled')}: signature change in Demo.Lib.scaled")
 

@@ -11,6 +11,7 @@ import pytest
 from live_project import LiveProject
 
 from hotreload.metadata.schema import T
+from hotreload.session import OutcomeKind
 
 pytestmark = pytest.mark.runtime
 
@@ -48,7 +49,7 @@ def test_lines_inserted_above_closures_move_them_without_adding_anything(fsharp_
     assert not _added_types(outcome)
     assert p.call("Demo.Lib.f", 2) == 12
     # and moving it back (lines removed) is again no change at all
-    assert p.save("Lib.fs", BASE.replace("let g () = 1", "let g () = 2").replace("y + x", "y * x")).kind == "no-change"
+    assert p.save("Lib.fs", BASE.replace("let g () = 1", "let g () = 2").replace("y + x", "y * x")).kind == OutcomeKind.NO_CHANGE
     assert p.call("Demo.Lib.f", 3) == 18
 
 
@@ -234,6 +235,6 @@ def test_line_shift_only_edit_updates_stack_trace_lines(fsharp_project: Any) -> 
     p.edit("Lib.fs", source.replace("x\n", "x + 1\n"))  # one real update: the module is now an updated one
     assert thrown_at().endswith("Lib.fs:line 5")
     outcome = p.save("Lib.fs", source.replace("module Demo.Lib\n", "module Demo.Lib\n\n\n\n").replace("x\n", "x + 1\n"))
-    assert outcome.kind == "no-change" and "line numbers updated" in outcome.message, outcome.message
+    assert outcome.kind == OutcomeKind.NO_CHANGE and "line numbers updated" in outcome.message, outcome.message
     assert thrown_at().endswith("Lib.fs:line 8")
     assert p.session.generation == 1

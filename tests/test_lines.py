@@ -15,6 +15,7 @@ import pytest
 from hotreload.lines import PdbImage, read_pdb_delta
 from hotreload.metadata.schema import T
 from hotreload.pdb import Pdb, SequencePoint
+from hotreload.session import OutcomeKind
 
 pytestmark = pytest.mark.runtime
 
@@ -133,7 +134,7 @@ def test_moved_functions_follow_their_lines(fsharp_project: Any) -> None:
     assert throw_line(p, "below")[1] == 17
     assert throw_line(p, "boom")[1] == BOOM_LINE + 2
     outcome = p.save("Lib.fs", text.replace("module Demo.Lib\n", "module Demo.Lib\n// a comment moves everything\n"))
-    assert outcome.kind == "no-change", outcome.kind
+    assert outcome.kind == OutcomeKind.NO_CHANGE, outcome.kind
     assert [throw_line(p, f)[1] for f in ("above", "boom", "below")] == [6, BOOM_LINE + 3, 18]
     assert p.session.updater is not None and p.session.updater.lines.problem is None
 
@@ -201,7 +202,7 @@ def test_a_failure_turns_lines_off_rather_than_leaving_stale_ones(fsharp_project
 
     lines._publish = broken  # type: ignore[method-assign]
     outcome = p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x", "let z = y"]))
-    assert outcome.kind == "applied" and outcome.verification is not None
+    assert outcome.kind == OutcomeKind.APPLIED and outcome.verification is not None
     assert any("no image today" in warning for warning in outcome.verification.warnings)
     assert throw_line(p, "boom")[1] is None  # the runtime's own behaviour after an update: no file/line
     assert throw_line(p, "above")[1] is None

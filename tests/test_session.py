@@ -20,7 +20,7 @@ def test_call_edit_and_state(hotreload_session: Callable[..., hotreload.Session]
     assert s.call("SampleApp.Greeting.greeting", "F#") == "Hello, F#"
     assert (s.update_count, s.generation) == (0, 0)
     outcome = s.edit("Greeting.fs", '"Hello, %s"', '"Hi, %s!"')
-    assert outcome.kind == "applied" and outcome.methods == ["SampleApp.Greeting.greeting"]
+    assert outcome.kind == hotreload.OutcomeKind.APPLIED and outcome.methods == ["SampleApp.Greeting.greeting"]
     assert s.call("SampleApp.Greeting.greeting", "F#") == "Hi, F#!"
     s.edit("Greeting.fs", "let multiplier () = 2", "let multiplier () = 5")
     assert s.call("SampleApp.Greeting.score", 3) == 15
@@ -47,7 +47,7 @@ def test_errors_name_the_file_and_leave_the_app_running(hotreload_session: Calla
 def test_watching_session_applies_saves_made_by_the_edit(hotreload_session: Callable[..., hotreload.Session]) -> None:
     s = hotreload_session(SAMPLE, watch=True)
     outcome = s.edit("Greeting.fs", "let multiplier () = 2", "let multiplier () = 7")
-    assert outcome.kind == "applied"  # the watcher saw the save and applied it; edit() waited for that
+    assert outcome.kind == hotreload.OutcomeKind.APPLIED  # the watcher saw the save and applied it; edit() waited for that
     assert s.call("SampleApp.Greeting.score", 2) == 14
 
 

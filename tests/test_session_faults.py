@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import hotreload
+from hotreload.session import OutcomeKind
 
 pytestmark = pytest.mark.runtime
 
@@ -45,8 +46,8 @@ def test_twenty_saves_in_two_seconds_end_with_the_last_one(hotreload_session: Ca
         _set_multiplier(greeting, value)
         time.sleep(0.1)
     _settle(s, lambda: s.call("SampleApp.Greeting.multiplier") == 20)
-    assert s.outcomes[-1].kind in ("applied", "no-change")
-    assert {o.kind for o in s.outcomes} <= {"applied", "no-change"}  # coalesced, never a half-written file
+    assert s.outcomes[-1].kind in (OutcomeKind.APPLIED, OutcomeKind.NO_CHANGE)
+    assert {o.kind for o in s.outcomes} <= {OutcomeKind.APPLIED, OutcomeKind.NO_CHANGE}  # coalesced, never a half-written file
 
 
 def test_a_save_during_a_build_is_not_lost(hotreload_session: Callable[..., hotreload.Session]) -> None:
@@ -68,7 +69,7 @@ def test_source_deleted_then_restored_and_renamed_then_renamed_back(
     text = greeting.read_text()
     greeting.unlink()
     outcome = s.wait_for_outcome(0, 120)
-    assert outcome is not None and outcome.kind == "compile-error"
+    assert outcome is not None and outcome.kind == OutcomeKind.COMPILE_ERROR
     assert any("Greeting.fs" in str(e) for e in outcome.errors), outcome.errors
     assert s.call("SampleApp.Greeting.multiplier") == 2  # still running the last good code
     greeting.write_text(text.replace(MULTIPLIER, "let multiplier () = 41"))
@@ -77,7 +78,7 @@ def test_source_deleted_then_restored_and_renamed_then_renamed_back(
     renamed = greeting.with_name("Renamed.fs")
     greeting.rename(renamed)
     outcome = s.wait_for_outcome(seen, 120)
-    assert outcome is not None and outcome.kind == "compile-error"
+    assert outcome is not None and outcome.kind == OutcomeKind.COMPILE_ERROR
     renamed.rename(greeting)
     _set_multiplier(greeting, 42)
     _settle(s, lambda: s.call("SampleApp.Greeting.multiplier") == 42)
@@ -91,7 +92,7 @@ def test_project_file_edit_adds_a_source_file_as_a_delta(hotreload_session: Call
     s.project.write_text(fsproj.replace('<Compile Include="Greeting.fs" />',
                                         '<Compile Include="Bonus.fs" />\n    <Compile Include="Greeting.fs" />'))
     outcome = s.edit("Greeting.fs", MULTIPLIER, "let multiplier () = 2 + Bonus.bonus ()")
-    assert outcome.kind == "applied" and "SampleApp.Greeting.multiplier" in outcome.methods
+    assert outcome.kind == OutcomeKind.APPLIED and "SampleApp.Greeting.multiplier" in outcome.methods
     assert s.call("SampleApp.Greeting.multiplier") == 7
     assert s.call("SampleApp.Bonus.bonus") == 5
     outcome = s.edit("Bonus.fs", "let bonus () = 5", "let bonus () = 6")  # and the new file is edited warm again

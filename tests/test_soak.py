@@ -12,6 +12,8 @@ from typing import Any
 import psutil
 import pytest
 
+from hotreload.session import OutcomeKind
+
 pytestmark = [pytest.mark.runtime, pytest.mark.soak, pytest.mark.timeout(2400)]
 
 GENERATIONS = 200
@@ -54,7 +56,7 @@ def test_two_hundred_generations(fsharp_project: Any) -> None:
     rss_after_1 = 0.0
     for gen in range(1, GENERATIONS + 1):
         outcome = p.save("Soak.fs", source(gen))
-        assert outcome.kind == "applied", (gen, outcome.kind, [str(r) for r in outcome.refusals], outcome.message,
+        assert outcome.kind == OutcomeKind.APPLIED, (gen, outcome.kind, [str(r) for r in outcome.refusals], outcome.message,
                                            p.reporter.lines[-4:])
         applied += 1
         assert p.call("Demo.Soak.counter") == gen  # each generation runs at once
