@@ -409,6 +409,7 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
         for rid in changed:
             differ.body_changed(canonical.names.key(T.MethodDef, rid), rid, rid)
         result = differ.result
+        canonical.retired = old.retired
         if old_pdb is not None and new_pdb is not None:
             moved = moved_candidates(old_pdb, new_pdb, len(new.asm.md.rows(T.MethodDef)))
             keys = canonical.names
@@ -416,6 +417,7 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
         return result
     matching = match_builds(old, new)
     canonical = new.renamed(matching.renames)
+    canonical.retired = frozenset((old.retired | old.types.keys()) - canonical.types.keys())
     result = _Differ(old, canonical, capabilities).run()
     result.refusals = matching.refusals + result.refusals
     if old_pdb is not None and new_pdb is not None:

@@ -24,6 +24,7 @@ class Build:
         self.names = Names(asm, self.renames)
         self._normalized: dict[int, tuple[object, ...]] = {}
         self._row_index: dict[tuple[T, int], dict[int, list[tuple[int, tuple[int, ...]]]]] = {}
+        self.retired: frozenset[str] = frozenset()  # keys of types removed from the running module, still loaded
 
     @classmethod
     def from_file(cls, path: str) -> Build:

@@ -19,8 +19,9 @@ from .indexed import Build
 from .metadata.schema import T
 from .refusal import Refusal, RefusalKind
 
-_LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?$")
-_LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?|at line \d+")
+# `-hrN`: the name an added entity got because a running one held its line-based name (see `_resolve`)
+_LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?$")
+_LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?|at line \d+")
 
 
 def line_free(text: str) -> str:
@@ -155,6 +156,9 @@ class _Matcher:
             taken[enclosing_name].add(own)
             if is_line_named(own):
                 old_groups[(enclosing_name, line_free(own))].append(rid)
+        for key in old.retired:  # removed types stay loaded: an added type must not take one's name
+            enclosing_name, _, own = key[2:].rpartition("/")
+            taken[enclosing_name].add(own)
         if not old_groups and not any(is_line_named(new.names.own_name(T.TypeDef, r))
                                       for r in new.names.enclosing):
             return

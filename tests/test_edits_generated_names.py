@@ -1,0 +1,52 @@
+"""Names hotreload gives compiler-generated code, over many saves (regressions found by the differential soak,
+`test_differential_soak.py`). F# 10 names a pipeline's closures after their line only (`Pipe #1 stage #1 at line
+4@4`), so closures of different functions share one group, and an added closure whose name a moved running one
+still holds is added as `...@4-hr1`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.runtime
+
+BASE = """module Demo.Pipes
+
+let f (x: int) =
+    let t = [1; 2; 3] |> List.map (fun y -> y + x) |> List.sum
+    t + 1
+"""
+G = """let g (x: int) =
+    let t = [1; 2; 3] |> List.map (fun y -> y * x) |> List.sum
+    t + 2
+"""
+ABOVE_F = BASE.replace("let f", G + "let f")
+
+
+def _added_types(outcome: Any) -> list[str]:
+    return [m for m in outcome.methods if m.startswith("+") and "/" in m]
+
+
+def test_a_closure_added_under_a_taken_name_keeps_that_name_over_later_saves(fsharp_project: Any) -> None:
+    p = fsharp_project({"Lib.fs": BASE}, name="Pipes")
+    p.edit("Lib.fs", ABOVE_F)  # g's closure gets the name f's (now moved) running closure holds: added as -hr1
+    assert any(k.endswith("@4-hr1") for k in p.session.previous.types)
+    for extra in ("let h () = 1\n", "let h () = 1\nlet k () = 2\n"):
+        outcome = p.edit("Lib.fs", ABOVE_F + extra)  # found before: re-added as -hr2, then as -hr1 again (failed)
+        assert outcome.methods == [m for m in outcome.methods if m.startswith("+Demo.Pipes.")], outcome.methods
+        assert p.call("Demo.Pipes.g", 2) == 14
+        assert p.call("Demo.Pipes.f", 2) == 13
+
+
+def test_an_added_closure_never_takes_the_name_of_a_removed_one(fsharp_project: Any) -> None:
+    p = fsharp_project({"Lib.fs": BASE}, name="Pipes")
+    p.edit("Lib.fs", ABOVE_F)  # g's closure: -hr1
+    p.edit("Lib.fs", BASE)  # g removed: its closure type stays loaded in the running module
+    assert not any(k.endswith("-hr1") for k in p.session.previous.types)
+    q = G.replace("let g", "let q").replace("t + 2", "t + 3").replace("y * x", "y * x * x")
+    outcome = p.edit("Lib.fs", BASE.replace("let f", q + "let f"))  # q's closure would be -hr1 again
+    assert [m for m in _added_types(outcome) if "-hr1" in m] == []
+    assert p.call("Demo.Pipes.q", 2) == 27
+    assert p.call("Demo.Pipes.f", 2) == 13
