@@ -144,7 +144,12 @@ class Updater:
                 RuntimeHelpers.PrepareMethod(method.MethodHandle)
                 result.jitted.append(name)
             except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
-                result.problems.append(f"{name}: the JIT rejected the new IL: {str(exc).splitlines()[0]}")
+                first = str(exc).splitlines()[0]
+                if type(exc).__name__ in ("FileNotFoundException", "FileLoadException", "BadImageFormatException"):
+                    result.problems.append(f"{name}: its new code needs an assembly the running app cannot load "
+                                           f"({first}); a restart loads it")
+                else:
+                    result.problems.append(f"{name}: the JIT rejected the new IL: {first}")
         flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance \
             | BindingFlags.DeclaredOnly
         for key, tok in delta.new_defs.items():
