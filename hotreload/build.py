@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import processes
 from .errors import HotReloadError
+from .processes import Owner, StepTimedOut, Stopped
 
 # Debug, no optimization, portable PDB, deterministic: what the runtime needs to accept deltas and what
 # keeps two builds of the same source comparable.
@@ -25,6 +26,11 @@ BUILD_PROPERTIES = {
     "GenerateDocumentationFile": "false",
     "TreatWarningsAsErrors": "false",
 }
+
+BUILD_TIMEOUT_VARIABLE = "HOTRELOAD_BUILD_TIMEOUT"
+BUILD_TIMEOUT = 600.0
+"""Seconds a `dotnet build` (or `dotnet msbuild`) may take: a first build restores packages, which takes minutes
+on a slow network; past it the build is stopped and counts as failed, rather than hanging the loop."""
 
 _DIAGNOSTIC = re.compile(r"^(?P<loc>.*?)(?:\((?P<line>\d+),(?P<col>\d+)\))?\s*:\s*(?P<sev>error|warning)\s+"
                          r"(?P<code>[A-Z]+\d+)\s*:\s*(?P<msg>.*?)(?:\s+\[[^\]]*\])?$")
@@ -96,7 +102,7 @@ def check_sdk() -> str:
     exe = shutil.which("dotnet")
     if exe is None:
         raise ProjectError("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
-    proc = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    proc = _query([exe, "--version"])
     version = proc.stdout.strip()
     major = version.split(".")[0]
     if proc.returncode != 0 or not major.isdigit():
@@ -109,12 +115,29 @@ def check_sdk() -> str:
     return version
 
 
+def setting(variable: str, default: float) -> float:
+    """A deadline from the environment (ProjectError for a bad value, which the command line reports)."""
+    try:
+        return processes.seconds_from_env(variable, default)
+    except HotReloadError as exc:
+        raise ProjectError(str(exc)) from None
+
+
+def _query(cmd: list[str]) -> processes.Completed:
+    """A quick question to the dotnet CLI, with a deadline: a hung SDK is reported, not waited on forever."""
+    try:
+        return processes.run(cmd, f"`{' '.join(cmd)}`", processes.QUERY_TIMEOUT, None,
+                             "hotreload cannot go on without its answer; check that `dotnet` runs in this shell")
+    except (StepTimedOut, Stopped) as exc:
+        raise ProjectError(str(exc)) from None
+
+
 def sdk_fsharp_dir() -> Path:
     """The SDK's FSharp folder (fsc, its compiler service, FSharp.Core) for the SDK `dotnet` picks here."""
     exe = shutil.which("dotnet")
     if exe is None:
         raise ProjectError("the .NET SDK was not found: install the .NET 10 SDK and put `dotnet` on PATH")
-    version = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    version = _query([exe, "--version"]).stdout.strip()
     folder = Path(os.path.realpath(exe)).parent / "sdk" / version / "FSharp"
     if not (folder / "FSharp.Compiler.Service.dll").exists():
         raise ProjectError(f"no FSharp.Compiler.Service.dll in {folder}: is the .NET {version} SDK complete?")
@@ -136,33 +159,49 @@ def parse_diagnostics(output: str) -> list[Diagnostic]:
 
 
 class Builder:
-    """Runs `dotnet build` for one project into `<project dir>/.hotreload/` (never the user's bin/ or obj/)."""
+    """Runs `dotnet build` for one project into `<project dir>/.hotreload/` (never the user's bin/ or obj/).
 
-    def __init__(self, project: Path, work_dir: Path | None = None) -> None:
+    Each build has a deadline (`timeout`, default HOTRELOAD_BUILD_TIMEOUT or 600 s) and runs in a process group of
+    its own; `close()` ends a build in progress (and its compiler) and refuses new ones.
+    """
+
+    def __init__(self, project: Path, work_dir: Path | None = None, timeout: float | None = None) -> None:
         self.project = project
         self.work_dir = work_dir or project.parent / ".hotreload"
         self.out_dir = self.work_dir / "bin"
         self.obj_dir = self.work_dir / "obj"
         self.dll = self.out_dir / f"{assembly_name(project)}.dll"
+        self.timeout = timeout if timeout is not None else setting(BUILD_TIMEOUT_VARIABLE, BUILD_TIMEOUT)
+        self.processes = Owner()
+        self.succeeded = False
 
     def command(self) -> list[str]:
         props = dict(BUILD_PROPERTIES, IntermediateOutputPath=f"{self.obj_dir}/", OutDir=f"{self.out_dir}/")
-        return ["dotnet", "build", str(self.project), "--nologo", "-v:q", "-clp:NoSummary",
-                *(f"-p:{k}={v}" for k, v in props.items())]
+        return ["dotnet", "build", str(self.project), "--nologo", "-v:q", "-clp:NoSummary", "-nodeReuse:false",
+                "--disable-build-servers", *(f"-p:{k}={v}" for k, v in props.items())]
 
     def build(self) -> BuildResult:
         start = time.perf_counter()
-        env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1",
-                   DOTNET_SKIP_FIRST_TIME_EXPERIENCE="1", MSBUILDTERMINALLOGGER="off")
-        env.pop("DOTNET_MODIFIABLE_ASSEMBLIES", None)
-        proc = subprocess.run(self.command(), capture_output=True, text=True, env=env, cwd=self.project.parent,
-                              check=False)
+        then = ("the app keeps running its last good code and the next save builds again" if self.succeeded
+                else "hotreload cannot start without this first build")
+        try:
+            proc = self.processes.run(self.command(), "`dotnet build`", self.timeout, BUILD_TIMEOUT_VARIABLE, then,
+                                      cwd=self.project.parent)
+        except (StepTimedOut, Stopped) as exc:
+            code = "TIMEOUT" if isinstance(exc, StepTimedOut) else "STOPPED"
+            return BuildResult(False, self.dll, time.perf_counter() - start,
+                               [Diagnostic(str(self.project), 0, 0, code, str(exc))], str(exc))
         output = proc.stdout + proc.stderr
         errors = parse_diagnostics(output)
         ok = proc.returncode == 0 and self.dll.exists()
         if not ok and not errors:
             errors = [Diagnostic(str(self.project), 0, 0, "BUILD", output.strip()[-2000:] or "dotnet build failed")]
+        self.succeeded = self.succeeded or ok
         return BuildResult(ok, self.dll, time.perf_counter() - start, errors, output)
+
+    def close(self) -> None:
+        """End a build in progress with everything it started; later builds fail at once as stopped."""
+        self.processes.close()
 
     def snapshot(self, name: str) -> Path:
         """Copy the build output aside, so the loaded files are never overwritten by the next build."""

@@ -7,7 +7,8 @@ document path relative to it in the PDB; anywhere else the output would differ f
 
 Protocol (one JSON object per line): the worker first says `{"ready": true}`; then for each request
 `{"args": [fsc arguments]}` it answers `{"ok": bool, "errors": [[file, line, column, code, message], ...],
-"failure": str | null, "seconds": float}`. End of input ends the worker.
+"failure": str | null, "seconds": float}`. End of input ends the worker; so does SIGTERM (to its process
+group, with what it started), when it is busy or hung past its deadline.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import processes
 from .build import sdk_fsharp_dir
 from .runtime import start_runtime
 
@@ -65,6 +67,7 @@ class FscService:
 
 def main(argv: list[str]) -> int:
     os.chdir(argv[0])
+    processes.nest()  # this process leads a group its hotreload ends as a whole: its children stay in it
     # The protocol owns the real stdout; anything the compiler or runtime prints goes to stderr (the log).
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

@@ -4,6 +4,9 @@ The result is the assembly `dotnet build` gives (same compiler, same arguments, 
 MSBuild's start-up and the compiler's cold start are skipped. MSBuild is asked again whenever its inputs change
 (the project file, Directory.Build.props/targets, a listed source file that disappeared); that save, and any save
 while the worker is unavailable, goes through `dotnet build` as before.
+
+Every request to the worker has a deadline (HOTRELOAD_COMPILE_TIMEOUT, 120 s): a worker that does not answer is
+stopped, that save is built with `dotnet build` and a new worker is started after it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
@@ -18,15 +22,22 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from .build import BUILD_PROPERTIES, Builder, BuildResult, Diagnostic, ProjectError
+from . import processes
+from .build import BUILD_PROPERTIES, BUILD_TIMEOUT_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, setting
+from .errors import HotReloadError
+from .processes import Child, Owner, StepTimedOut, Stopped
 
 # fsc options whose value is a path (relative to the project folder in MSBuild's arguments)
 _PATH_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "-r:", "--reference:", "--sourcelink:", "--keyfile:",
                  "--win32manifest:", "--win32res:", "--resource:", "--embed:", "--refout:")
 _MSBUILD_FILES = ("Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props")
 WORKER_START_TIMEOUT = 120.0
+COMPILE_TIMEOUT_VARIABLE = "HOTRELOAD_COMPILE_TIMEOUT"
+COMPILE_TIMEOUT = 120.0
+"""Seconds the worker may take to start or to answer one compile (a warm compile takes well under a second for
+thousands of functions); past it the worker is taken as hung, stopped, and replaced after a `dotnet build`."""
 WARM_UP_COMPILES = 2
 """Compiles done at start-up, so the compiler's hot paths are jitted before the first save."""
 WORKER_RUNTIME_SETTINGS = {
@@ -37,12 +48,6 @@ WORKER_RUNTIME_SETTINGS = {
 """Measured on sample_app with 2 cores: median warm compile 0.46 s with the defaults, 0.23-0.26 s with these."""
 MAX_WARM_UP_FAILURES = 3
 """After this many failed warm-ups every save goes through `dotnet build` (each said so) without more tries."""
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1", MSBUILDTERMINALLOGGER="off")
-    env.pop("DOTNET_MODIFIABLE_ASSEMBLIES", None)
-    return env
 
 
 def msbuild_inputs(project: Path) -> list[Path]:
@@ -70,18 +75,25 @@ def _absolute(arg: str, base: Path) -> str:
     return arg
 
 
-def compiler_arguments(builder: Builder) -> list[str]:
+def compiler_arguments(builder: Builder, owner: Owner | None = None) -> list[str]:
     """fsc's arguments as MSBuild computes them for `builder`'s build, with absolute paths.
 
     MSBuild runs the compile target with the compiler switched off, in an obj folder of its own: in the real one an
     up-to-date compile step is skipped and gives no arguments. That folder's name is then put back to the real one.
+    It has the build's deadline; `owner` (default: one of its own) can end it early.
     """
     probe = builder.work_dir / "args-obj"
     props = dict(BUILD_PROPERTIES, IntermediateOutputPath=f"{probe}/", OutDir=f"{builder.out_dir}/",
                  ProvideCommandLineArgs="true", SkipCompilerExecution="true")
-    cmd = ["dotnet", "msbuild", str(builder.project), "-t:Compile", "-nologo", "-getItem:FscCommandLineArgs",
-           *(f"-p:{k}={v}" for k, v in props.items())]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=builder.project.parent, env=_env(), check=False)
+    cmd = ["dotnet", "msbuild", str(builder.project), "-t:Compile", "-nologo", "-nodeReuse:false",
+           "-getItem:FscCommandLineArgs", *(f"-p:{k}={v}" for k, v in props.items())]
+    try:
+        proc = (owner or Owner()).run(
+            cmd, "`dotnet msbuild` (asked for the compiler's arguments)", builder.timeout, BUILD_TIMEOUT_VARIABLE,
+            "saves are built with `dotnet build`, and MSBuild is asked again after the next one",
+            cwd=builder.project.parent)
+    except (StepTimedOut, Stopped) as exc:
+        raise ProjectError(str(exc)) from None
     try:
         items = json.loads(proc.stdout)["Items"]["FscCommandLineArgs"]
     except (ValueError, KeyError) as exc:
@@ -100,53 +112,88 @@ def output_of(args: list[str]) -> Path:
     raise ProjectError("the compiler's arguments name no output assembly")
 
 
-class Worker:
-    """One compiler worker process (hotreload.compile_worker), spoken to over its stdin and stdout."""
+class WorkerTimedOut(ProjectError):
+    """The worker did not start or answer in time; it has been stopped (the message says what happens next)."""
 
-    def __init__(self, folder: Path, log: Path) -> None:
+
+class Worker:
+    """One compiler worker process (hotreload.compile_worker), spoken to over its stdin and stdout.
+
+    Its replies are read by a thread of their own, so each one is awaited with a deadline (`timeout` seconds, or
+    the compile's own): a worker that does not answer in time is stopped with everything it started and
+    WorkerTimedOut is raised.
+    """
+
+    def __init__(self, folder: Path, log: Path, owner: Owner, timeout: float = COMPILE_TIMEOUT,
+                 command: list[str] | None = None) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
         self._log = open(log, "ab")  # noqa: SIM115 - the worker writes to it for as long as it lives
-        env = dict(_env(), **{k: v for k, v in WORKER_RUNTIME_SETTINGS.items() if k not in os.environ})
-        self.proc = subprocess.Popen([sys.executable, "-m", "hotreload.compile_worker", str(folder)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env,
-                                     text=True, bufsize=1)
+        self._owner = owner
+        env = processes.child_env(None, **{k: v for k, v in WORKER_RUNTIME_SETTINGS.items() if k not in os.environ})
+        try:
+            self.child: Child = owner.start(
+                command or [sys.executable, "-m", "hotreload.compile_worker", str(folder)], "the compiler worker",
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, env=env)
+        except BaseException:
+            self._log.close()
+            raise
+        self.proc = self.child.proc
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        assert self.proc.stdout is not None
+        processes.reading_thread(self.proc.stdout, self._replies)
         self._lock = threading.Lock()
-        hello = self._read()
+        hello = self._read(self.timeout, "start",
+                           "saves are built with `dotnet build`, and it is started again after the next one")
         if not hello.get("ready"):
+            self.close()
             raise ProjectError(f"the compiler worker did not start: {hello}; see {log}")
 
-    def _read(self) -> dict[str, Any]:
-        out: IO[str] | None = self.proc.stdout
-        assert out is not None
-        line = out.readline()
-        if not line:
+    def _read(self, timeout: float, verb: str, then: str) -> dict[str, Any]:
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            self.close()
+            raise WorkerTimedOut(str(StepTimedOut("the compiler worker", timeout, COMPILE_TIMEOUT_VARIABLE, then,
+                                                  verb=verb))) from None
+        if line is None:
             code = self.proc.poll()
             raise ProjectError(f"the compiler worker stopped (exit code {code}); see {self._log.name}")
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def compile(self, args: list[str]) -> dict[str, Any]:
+    def compile(self, args: list[str], timeout: float | None = None) -> dict[str, Any]:
         with self._lock:
             assert self.proc.stdin is not None
             try:
                 self.proc.stdin.write(json.dumps({"args": args}) + "\n")
                 self.proc.stdin.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise ProjectError(f"the compiler worker is gone ({exc}); see {self._log.name}") from exc
-            return self._read()
+            return self._read(self.timeout if timeout is None else timeout, "answer",
+                              "it is started again after this save's build")
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
-    def close(self) -> None:
+    def end_input(self) -> None:
+        """End of input: the worker ends by itself once idle."""
         try:
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
-            self.proc.wait(timeout=1)  # end of input ends it at once; Ctrl-C must finish within 2 s
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """End of input ends the worker at once; if it does not (busy, hung), its tree is stopped."""
+        self.end_input()
+        try:
+            self.proc.wait(timeout=processes.STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        self.child.stop()
+        self._owner.release(self.child)
         self._log.close()
 
 
@@ -155,11 +202,17 @@ class WarmCompiler:
 
     `warm_up()` (slow: MSBuild, worker start, one compile to a scratch folder) runs once in the background after
     the first `dotnet build`; `build()` waits for it. `on_fallback` hears why a save went through `dotnet build`.
+    `compile_timeout` (default HOTRELOAD_COMPILE_TIMEOUT or 120 s) bounds the worker's start and each compile.
+    `close()` ends the worker, MSBuild and any build of `builder` in progress, with everything they started.
     """
 
-    def __init__(self, builder: Builder, on_fallback: Callable[[str], None] | None = None) -> None:
+    def __init__(self, builder: Builder, on_fallback: Callable[[str], None] | None = None,
+                 compile_timeout: float | None = None) -> None:
         self.builder = builder
         self.on_fallback = on_fallback or (lambda reason: None)
+        self.compile_timeout = (compile_timeout if compile_timeout is not None
+                                else setting(COMPILE_TIMEOUT_VARIABLE, COMPILE_TIMEOUT))
+        self.processes = Owner()
         self.args: list[str] | None = None
         self._key = ""
         self._worker: Worker | None = None
@@ -179,7 +232,8 @@ class WarmCompiler:
         try:
             self._refresh_arguments()
             if self._worker is None:
-                worker = Worker(self.builder.project.parent, self.builder.work_dir / "compiler.log")
+                worker = Worker(self.builder.project.parent, self.builder.work_dir / "compiler.log", self.processes,
+                                self.compile_timeout)
                 with self._closing:
                     if self._closed:  # closed while it started: it must not outlive the session
                         worker.close()
@@ -190,17 +244,28 @@ class WarmCompiler:
             scratch = self.builder.work_dir / "warm-up" / output_of(self.args).name
             scratch.parent.mkdir(parents=True, exist_ok=True)
             for _ in range(WARM_UP_COMPILES):
-                worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args])
+                worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
+                               self.compile_timeout)
             self._problem = None
-        except (ProjectError, OSError, ValueError) as exc:
+        except (HotReloadError, OSError, ValueError) as exc:
             self._problem = str(exc)
             self._failures += 1
+            self._forget_dead_worker()
         finally:
             self._ready.set()
 
+    def _forget_dead_worker(self) -> None:
+        """A worker that stopped or was stopped (hung) is not used again: the next warm-up starts a new one."""
+        with self._closing:
+            worker = self._worker
+            if worker is not None and worker.proc.poll() is not None:
+                self._worker = None
+        if worker is not None and self._worker is None:
+            worker.close()
+
     def _refresh_arguments(self) -> None:
         key = inputs_key(self.builder.project)
-        self.args = compiler_arguments(self.builder)
+        self.args = compiler_arguments(self.builder, self.processes)
         self._key = key
 
     @property
@@ -221,7 +286,7 @@ class WarmCompiler:
                 warm = self._compile()
                 if warm is not None:
                     return warm
-                reason = f"the warm compiler stopped ({self._problem})"
+                reason = self._problem or "the warm compiler stopped"
             self.on_fallback(reason)
             result = self.builder.build()
             if result.ok and not self._closed and self._failures < MAX_WARM_UP_FAILURES:
@@ -253,9 +318,9 @@ class WarmCompiler:
         start = time.perf_counter()
         output = output_of(self.args)
         try:
-            reply = worker.compile(self.args)
+            reply = worker.compile(self.args, self.compile_timeout)
         except ProjectError as exc:
-            self._problem = str(exc)
+            self._problem = str(exc) if isinstance(exc, WorkerTimedOut) else f"the warm compiler stopped ({exc})"
             worker.close()
             with self._closing:
                 if self._worker is worker:
@@ -275,8 +340,13 @@ class WarmCompiler:
         return BuildResult(ok, self.builder.dll, time.perf_counter() - start, errors, "", how="warm fsc")
 
     def close(self) -> None:
+        """Stop the worker, a warm-up's MSBuild and the builder's build in progress, all at once (Ctrl-C must end
+        everything within 2 s)."""
         with self._closing:
             self._closed = True
             worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.end_input()
+        processes.stop_children(self.processes.take_all() + self.builder.processes.take_all())
         if worker is not None:
             worker.close()

@@ -7,17 +7,24 @@ from scratch. The app's state is lost, and the announcement says so.
 Restart policy (`--restart`): `ask` (the default on a terminal) asks after a rude edit or a failed update;
 `auto` (the default when stdin is not a terminal, like `dotnet watch --non-interactive`) restarts; `never` only
 reports. An app that exited or crashed is started again (a restart) on the next good save.
+
+Stopping: Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all stop the same way, within 2 s: the session stops,
+then every process hotreload started is ended with its whole tree (`processes.stop_all`). A restart does the same
+before it execs, so nothing of the old process outlives it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
+from . import processes
 from .app import AppExit
 from .report import Reporter
 from .session import Outcome, OutcomeKind, Session
@@ -26,6 +33,34 @@ POLICIES = ("ask", "auto", "never")
 RESTART_COUNT_VARIABLE = "HOTRELOAD_RESTARTS"
 HELP = "keys: r restart the app (fresh process, state lost), q quit, h help; Ctrl-C quits"
 QUESTION = "restart the app now (fresh process, its state is lost)? [y]es / [n]o / [a]lways / ne[v]er"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGHUP stop hotreload as Ctrl-C does (KeyboardInterrupt in the main thread), instead of killing
+    it on the spot with its children left running. Installed before the runtime loads, which keeps them."""
+    for sig in STOP_SIGNALS[1:]:
+        signal.signal(sig, _interrupt)
+
+
+def ignore_stop_signals() -> None:
+    """While stopping: a second Ctrl-C must not cut the clean-up short."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def shut_down() -> None:
+    """End every process hotreload started, with its tree, and remove the runtime's files: before exit or exec."""
+    from .runtime import remove_runtime_files
+
+    processes.stop_all()
+    remove_runtime_files()
+    sys.stdout.flush()
+    sys.stderr.flush()
 
 
 @contextlib.contextmanager
@@ -137,13 +172,15 @@ class Console:
             try:
                 while not self.decided.wait(0.2):
                     pass
-            except KeyboardInterrupt:
-                self.decide("quit", "Ctrl-C")
+            except KeyboardInterrupt as exc:
+                self.decide("quit", str(exc) or "Ctrl-C")
         assert self.action is not None
         if self.action == "restart":
             self.restart()
+        ignore_stop_signals()
         self.report.info("stopping", "stopping")
         self.session.stop()
+        shut_down()
         return self.action
 
     def restart(self) -> None:
@@ -151,6 +188,8 @@ class Console:
         self.report.warn(f"restarting ({self.reason}): a fresh process with the new build; the app's state is lost",
                          "restart", reason=self.reason, restart=count)
         self.session.stop()
-        sys.stdout.flush()
+        shut_down()  # nothing of this process may outlive the exec: no one would wait for it or stop it
         os.environ[RESTART_COUNT_VARIABLE] = str(count)
+        for sig in STOP_SIGNALS:  # an ignored signal stays ignored across exec; the new process needs them all
+            signal.signal(sig, signal.SIG_DFL)
         os.execv(sys.executable, [sys.executable, "-m", "hotreload", *self.argv])

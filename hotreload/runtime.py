@@ -2,24 +2,33 @@
 
 CoreCLR reads DOTNET_MODIFIABLE_ASSEMBLIES once, at start-up, so `start_runtime` sets it before
 pythonnet loads the runtime; the runtime cannot be unloaded, so there is one per process.
+
+Files: the runtimeconfig pythonnet needs is private (mkstemp) and deleted as soon as the runtime is up (hostfxr
+reads it before the runtime starts). The runtime's own IPC files in the temp folder (debugger pipes, diagnostics
+socket), which a hosted runtime never removes, are removed when this process exits or execs
+(`remove_runtime_files`).
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import glob
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
 from typing import Any
 
+from . import processes
 from .errors import HotReloadError
 
 _lock = threading.Lock()
 _info: RuntimeInfo | None = None
+_runtime_files: str | None = None
+"""The folder (with a trailing slash) where this process's runtime keeps its IPC files, once it is loaded."""
 
 
 class HostError(HotReloadError, RuntimeError):
@@ -47,8 +56,12 @@ def dotnet_root() -> str:
 
 def _framework_version(root: str) -> str:
     """Highest installed Microsoft.NETCore.App 10.x (the runtime we host)."""
-    out = subprocess.run([os.path.join(root, "dotnet"), "--list-runtimes"], capture_output=True, text=True,
-                         check=False).stdout
+    try:
+        out = processes.run([os.path.join(root, "dotnet"), "--list-runtimes"], "`dotnet --list-runtimes`",
+                            processes.QUERY_TIMEOUT, None, "the runtime cannot be started without its answer; check that "
+                            "`dotnet --list-runtimes` runs in this shell").stdout
+    except (processes.StepTimedOut, processes.Stopped) as exc:
+        raise HostError(str(exc)) from None
     versions = [line.split()[1] for line in out.splitlines() if line.startswith("Microsoft.NETCore.App ")]
     tens = [v for v in versions if v.split(".")[0].isdigit() and int(v.split(".")[0]) >= 10]
     if not tens:
@@ -59,7 +72,7 @@ def _framework_version(root: str) -> str:
 
 def start_runtime() -> RuntimeInfo:
     """Load CoreCLR once, with hot reload enabled, and report whether it can apply updates."""
-    global _info
+    global _info, _runtime_files
     with _lock:
         if _info is not None:
             return _info
@@ -67,13 +80,20 @@ def start_runtime() -> RuntimeInfo:
         os.environ.pop("DOTNET_HOTRELOAD_DISABLED", None)
         root = dotnet_root()
         version = _framework_version(root)
-        config = os.path.join(tempfile.gettempdir(), f"hotreload-{os.getpid()}.runtimeconfig.json")
-        with open(config, "w") as f:
-            json.dump({"runtimeOptions": {"tfm": "net10.0", "rollForward": "LatestPatch", "framework": {
-                "name": "Microsoft.NETCore.App", "version": version}}}, f)
-        import pythonnet
+        # private: an unpredictable name, created exclusively (never through someone's symlink), mode 0600
+        fd, config = tempfile.mkstemp(prefix="hotreload-", suffix=".runtimeconfig.json")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"runtimeOptions": {"tfm": "net10.0", "rollForward": "LatestPatch", "framework": {
+                    "name": "Microsoft.NETCore.App", "version": version}}}, f)
+            import pythonnet
 
-        pythonnet.load("coreclr", runtime_config=config, dotnet_root=root)
+            _runtime_files = os.path.join(os.environ.get("TMPDIR") or "/tmp", "")  # where CoreCLR puts them
+            atexit.register(remove_runtime_files)
+            processes.keep_runtime_files(_runtime_files)  # and if this process dies with no Python code run
+            pythonnet.load("coreclr", runtime_config=config, dotnet_root=root)
+        finally:  # read by hostfxr before the runtime starts; not needed once load returns, or if it failed
+            os.unlink(config)
         import clr
         from System.Reflection import BindingFlags  # type: ignore[import-not-found]
         from System.Reflection.Metadata import MetadataUpdater  # type: ignore[import-not-found]
@@ -85,6 +105,22 @@ def start_runtime() -> RuntimeInfo:
 
         _info = RuntimeInfo(str(Environment.Version), bool(MetadataUpdater.IsSupported), tuple(caps.split()), root)
         return _info
+
+
+def remove_runtime_files() -> None:
+    """Remove this process's runtime IPC files (`clr-debug-pipe-<pid>-*`, `dotnet-diagnostic-<pid>-*`).
+
+    CoreCLR removes them at its own shutdown, which a hosted runtime never reaches: this process ends by `os._exit`
+    or `os.execv`, or Python exits around the runtime. Called at those points; harmless when nothing is there."""
+    if _runtime_files is None:
+        return
+    pid = os.getpid()
+    for pattern in (f"clr-debug-pipe-{pid}-*", f"dotnet-diagnostic-{pid}-*"):
+        for path in glob.glob(glob.escape(_runtime_files) + pattern):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 class UpdateApplier:

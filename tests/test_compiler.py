@@ -136,3 +136,37 @@ def test_close_leaves_no_worker(tmp_path: Path) -> None:
     assert pid is not None
     compiler.close()
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_hung_worker_is_stopped_and_replaced(tmp_path: Path) -> None:
+    """A worker that stops answering (here: SIGSTOP) costs one compile deadline, not the session: it is killed,
+    that save is built with `dotnet build`, and the next one is warm again with a new worker."""
+    builder = Builder(_project(tmp_path / "p"))
+    assert builder.build().ok
+    reasons: list[str] = []
+
+    def fallback(reason: str) -> None:
+        reasons.append(reason)
+        compiler.compile_timeout = 120.0  # the short deadline is for the hung compile; a new worker starts cold
+
+    compiler = WarmCompiler(builder, fallback)
+    try:
+        compiler.warm_up()
+        assert compiler.ready, compiler._problem
+        pid = compiler.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        compiler.compile_timeout = 3.0
+        (builder.project.parent / "Lib.fs").write_text(SOURCE.replace("y + x", "y - x"))
+        result = compiler.build()
+        assert result.ok and result.how == "dotnet build", result.errors
+        assert len(reasons) == 1 and reasons[0].startswith(
+            "the compiler worker did not answer within 3 s; it was stopped with every process it started; "
+            "it is started again after this save's build"), reasons
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        (builder.project.parent / "Lib.fs").write_text(SOURCE.replace("y + x", "y - x - 1"))
+        again = compiler.build()
+        assert again.ok and again.how == "warm fsc", reasons
+        assert compiler.worker_pid not in (None, pid)
+    finally:
+        compiler.close()
