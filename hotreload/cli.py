@@ -14,9 +14,10 @@ from .runtime import HostError
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from .console import Console
+    from .console import Console, ignore_stop_signals, shut_down, stop_on_signals
     from .session import Session
 
+    stop_on_signals()  # SIGTERM and SIGHUP stop cleanly, like Ctrl-C
     reporter = JsonReporter() if args.json else Reporter()
     policy = args.restart or ("ask" if sys.stdin.isatty() else "auto")
     restarts = os.environ.get("HOTRELOAD_RESTARTS")
@@ -24,17 +25,21 @@ def _watch(args: argparse.Namespace) -> int:
         reporter.info(f"restart #{restarts}: a fresh process, the app starts from scratch", "restarted",
                       restart=int(restarts))
     try:
-        session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True, watch=True)
-        console = Console(session, reporter, policy, args.argv)
-        session.start()
-    except (ProjectError, HostError) as exc:
-        reporter.error(str(exc), "fatal")
-        return 2
-    except KeyboardInterrupt:
-        return 130  # start() has stopped what it started
-    reporter.info(f"restart policy: {policy}; Ctrl-C to stop", "ready", policy=policy)
-    console.run()
-    sys.stdout.flush()
+        try:
+            session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
+                              watch=True)
+            console = Console(session, reporter, policy, args.argv)
+            session.start()
+        except (ProjectError, HostError) as exc:
+            reporter.error(str(exc), "fatal")
+            return 2
+        except KeyboardInterrupt:
+            return 130  # start() has stopped what it started
+        reporter.info(f"restart policy: {policy}; Ctrl-C to stop", "ready", policy=policy)
+        console.run()
+    finally:  # on every way out, a crash of hotreload's own included: no process of ours is left behind
+        ignore_stop_signals()
+        shut_down()
     # The app's thread may still be inside .NET code; the runtime cannot be unloaded, so leave at once.
     os._exit(0)
 
