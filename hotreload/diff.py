@@ -14,7 +14,7 @@ from typing import cast
 
 from .incremental import changed_bodies, moved_candidates, same_structure
 from .indexed import Build
-from .match import match_builds
+from .match import is_line_named, match_builds
 from .metadata.schema import T
 from .names import display_name
 from .pdb import Pdb
@@ -107,6 +107,7 @@ class _Differ:
         self.new = new
         self.caps = set(capabilities) if capabilities is not None else None
         self.result = Diff(new=new)
+        self._initializer_types: set[int] | None = None
 
     def refuse(self, kind: K, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
         self.result.refusals.append(Refusal(kind, member, detail, hint))
@@ -284,11 +285,33 @@ class _Differ:
             if old.normalized(orid) != new.normalized(nrid):
                 self.body_changed(key, orid, nrid)
 
+    def initializer_types(self) -> set[int]:
+        """Compiler-generated types (closures, state machines) of the new build that static initializers create,
+        directly or through one another: a module-level value's lambdas, which ran once, when it was computed."""
+        if self._initializer_types is None:
+            names = self.new.names
+            generated = {rid for rid in names.enclosing if is_line_named(names.own_name(T.TypeDef, rid))}
+            todo = [rid for rid in range(1, len(self.new.asm.md.rows(T.MethodDef)) + 1)
+                    if names.own_name(T.MethodDef, rid) in (".cctor", "main@")
+                    and names.method_owner[rid] not in generated
+                    and _is_initializer(names.key(T.MethodDef, rid))]
+            found: set[int] = set()
+            while todo:
+                for rid in self.new.referenced_types(todo.pop()) & generated - found:
+                    found.add(rid)
+                    todo += list(self.new.methods_of(rid))
+            self._initializer_types = found
+        return self._initializer_types
+
     def body_changed(self, key: str, orid: int, nrid: int) -> None:
         """A method's code changed: an update, unless the runtime cannot take it."""
         new = self.new
         if _is_initializer(key):
             self.refuse(K.INITIALIZER, display_name(key),
+                        "initializers already ran and would not run again")
+        elif new.names.method_owner[nrid] in new.names.enclosing \
+                and new.names.method_owner[nrid] in self.initializer_types():
+            self.refuse(K.INITIALIZER, display_name(key), "a module-level value's initializer runs this code; "
                         "initializers already ran and would not run again")
         elif ((int(T.MethodDef), nrid) in new.generic_params
               or self.is_generic_type(new, new.names.method_owner[nrid])) \

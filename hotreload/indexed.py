@@ -7,7 +7,16 @@ from functools import cached_property
 
 from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
 from .metadata.reader import Assembly
-from .metadata.schema import HasCustomAttribute, HasSemantics, T, TypeDefOrRef, TypeOrMethodDef
+from .metadata.schema import (
+    HasCustomAttribute,
+    HasSemantics,
+    MemberRefParent,
+    MethodDefOrRef,
+    T,
+    TypeDefOrRef,
+    TypeOrMethodDef,
+    split_token,
+)
 from .metadata.sigs import read_compressed
 from .names import Names
 
@@ -151,6 +160,40 @@ class Build:
                 self._normalized[rid] = (bytes(code), tuple(refs), locals_key, clauses, body.max_stack,
                                          body.init_locals)
         return self._normalized[rid]
+
+    def referenced_types(self, rid: int) -> set[int]:
+        """TypeDef rows the body of method `rid` names: the types, the types of members it uses, and the types of
+        generic instantiations (closures of generic code are used through a TypeSpec)."""
+        body = self.body(rid)
+        out: set[int] = set()
+        if body is not None:
+            for ins in instructions(body.code):
+                if ins.kind in TOKEN_KINDS:
+                    self._type_of(struct.unpack_from("<I", body.code, ins.operand_offset)[0], out)
+        return out
+
+    def _type_of(self, tok: int, out: set[int]) -> None:
+        table, row = split_token(tok)
+        md = self.asm.md
+        if not row:
+            return
+        if table == T.TypeDef:
+            out.add(row)
+        elif table == T.MethodDef:
+            out.add(self.names.method_owner[row])
+        elif table == T.Field:
+            out.add(self.names.field_owner[row])
+        elif table == T.TypeSpec:
+            blob = md.blob(md.row(T.TypeSpec, row)[0])
+            if len(blob) > 2 and blob[0] == 0x15 and blob[1] in (0x11, 0x12):  # GENERICINST CLASS/VALUETYPE
+                spec_table, spec_row = TypeDefOrRef.decode(read_compressed(blob, 2)[0])
+                if spec_table == T.TypeDef:
+                    out.add(spec_row)
+        elif table in (T.MemberRef, T.MethodSpec):
+            coded = md.row(T(table), row)[0]
+            parent_table, parent_row = (MemberRefParent if table == T.MemberRef else MethodDefOrRef).decode(coded)
+            if parent_table is not None:
+                self._type_of((int(parent_table) << 24) | parent_row, out)
 
     @cached_property
     def _interfaces(self) -> dict[int, list[str]]:

@@ -1,0 +1,41 @@
+"""Module-level value initializers and the compiler-generated code only they run (a regression found by the
+differential soak, `test_differential_soak.py`): editing a lambda inside `let total = ... |> List.map (fun ...)`
+changes only the closure's body, not the initializer's IL; applying it changed nothing the app could see (the
+initializer already ran), so the running app silently kept the old value. It is refused like any edit of the
+initializer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hotreload.refusal import RefusalKind
+
+pytestmark = pytest.mark.runtime
+
+BASE = """module Demo.Values
+
+let total = [1; 2; 3] |> List.map (fun q -> q * q) |> List.sum
+let nested = [1; 2] |> List.map (fun a -> [a; a] |> List.map (fun b -> b * 10) |> List.sum) |> List.sum
+let squares = seq { for i in 1 .. 3 -> i * i }
+let get () = total
+let getNested () = nested
+let scaled (x: int) = [1; 2; 3] |> List.map (fun q -> q * x) |> List.sum
+"""
+
+
+def test_a_closure_only_an_initializer_runs_is_refused_like_the_initializer(fsharp_project: Any) -> None:
+    p = fsharp_project({"Lib.fs": BASE}, name="Values")
+    assert p.call("Demo.Values.get") == 14
+    for old, new in (("q * q)", "q * q + 40)"), ("b * 10", "b * 100"), ("i * i", "i * i * i")):
+        outcome = p.refuse("Lib.fs", BASE.replace(old, new))
+        refusals = [r for r in outcome.refusals if r.kind == RefusalKind.INITIALIZER]
+        assert refusals, [str(r) for r in outcome.refusals]
+        assert "would not run again" in str(refusals[0]) and refusals[0].location.startswith("Lib.fs:"), \
+            str(refusals[0])
+    assert (p.call("Demo.Values.get"), p.call("Demo.Values.getNested")) == (14, 60)
+    # a function's closure is edited as ever, also with an initializer's closure just above it
+    p.edit("Lib.fs", BASE.replace("q * x", "q * x + 1"))
+    assert p.call("Demo.Values.scaled", 2) == 15
