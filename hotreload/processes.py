@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -74,6 +76,7 @@ def _tell_keeper(line: str) -> None:
         return
     try:
         if _keeper is None:
+            sweep_stale(tempfile.gettempdir())
             _keeper = subprocess.Popen([sys.executable, "-m", "hotreload.keeper"], stdin=subprocess.PIPE,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
                                        text=True, bufsize=1, start_new_session=True)
@@ -98,6 +101,46 @@ def _dismiss_keeper() -> None:
     except (OSError, ValueError, subprocess.TimeoutExpired):
         keeper.kill()
         keeper.wait()
+
+
+_STALE = re.compile(r"hotreload-(?:tmp-)?(\d+)(?:-[^/]*)?(?:\.runtimeconfig\.json)?")
+
+
+def sweep_stale(folder: str) -> None:
+    """Remove what a hotreload that is gone left in the temp folder: `hotreload-tmp-<pid>-*` folders and
+    `hotreload-<pid>*.runtimeconfig.json` files whose pid runs no more (everything of ours killed at once, say by
+    a test harness, the keeper included). Only our own user's entries, never through a symlink."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        match = _STALE.fullmatch(name)
+        if match is None or (name.startswith("hotreload-tmp-") == name.endswith(".json")):
+            continue
+        if _running(int(match.group(1))):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            info = os.lstat(path)
+            if info.st_uid != os.getuid():
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path, ignore_errors=True)
+            elif stat.S_ISREG(info.st_mode):
+                os.unlink(path)
+        except OSError:
+            continue
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 def keep_runtime_files(folder: str) -> None:
@@ -157,7 +200,7 @@ class Child:
                  env: Mapping[str, str] | None = None, stdin: Any = subprocess.DEVNULL, stdout: Any = subprocess.PIPE,
                  stderr: Any = subprocess.PIPE, text: bool = True) -> None:
         self.step = step
-        self.tmp = tempfile.mkdtemp(prefix="hotreload-tmp-")
+        self.tmp = tempfile.mkdtemp(prefix=f"hotreload-tmp-{os.getpid()}-")  # the pid: see sweep_stale
         environment = child_env(env, TMPDIR=self.tmp, TMP=self.tmp, TEMP=self.tmp)
         with _lock:
             if _stopping:

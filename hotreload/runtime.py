@@ -80,8 +80,9 @@ def start_runtime() -> RuntimeInfo:
         os.environ.pop("DOTNET_HOTRELOAD_DISABLED", None)
         root = dotnet_root()
         version = _framework_version(root)
-        # private: an unpredictable name, created exclusively (never through someone's symlink), mode 0600
-        fd, config = tempfile.mkstemp(prefix="hotreload-", suffix=".runtimeconfig.json")
+        # private: an unpredictable name, created exclusively (never through someone's symlink), mode 0600; the pid
+        # in it lets a later hotreload remove it should this process die inside load (processes.sweep_stale)
+        fd, config = tempfile.mkstemp(prefix=f"hotreload-{os.getpid()}-", suffix=".runtimeconfig.json")
         try:
             with os.fdopen(fd, "w") as f:
                 json.dump({"runtimeOptions": {"tfm": "net10.0", "rollForward": "LatestPatch", "framework": {

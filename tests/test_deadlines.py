@@ -235,11 +235,11 @@ def _worker(tmp_path: Path, mode: str, timeout: float) -> Worker:
 
 
 def test_a_compile_request_past_its_deadline_stops_the_worker(token: str, tmp_path: Path) -> None:
-    worker = _worker(tmp_path, "ready", 1.0)
+    worker = _worker(tmp_path, "ready", 60.0)  # a loaded machine may take seconds to start Python
     assert len(marked(token)) == 2  # the worker and its child
     start = time.monotonic()
     with pytest.raises(WorkerTimedOut) as caught:
-        worker.compile(["Lib.fs"])
+        worker.compile(["Lib.fs"], 1.0)
     assert time.monotonic() - start < 1.0 + 2 * processes.STOP_GRACE + 1.0
     message = str(caught.value)
     assert message.startswith("the compiler worker did not answer within 1 s; it was stopped with every process it "
@@ -311,3 +311,34 @@ def test_the_keeper_ends_the_trees_of_a_host_killed_outright(token: str, tmp_pat
     assert_none_left(token)
     assert marked(token, keeper=True) == [], "the keeper did not leave"
     assert not tree_tmp.exists(), "the tree's temp folder was not removed"
+
+
+def test_what_a_dead_hotreload_left_in_the_temp_folder_is_swept(tmp_path: Path) -> None:
+    """Everything of a run killed at once (the keeper included) leaves its folders; the next hotreload removes
+    them, and only them: never a live process's, never through a symlink, never someone else's name."""
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    live = os.getpid()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("not ours")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    stale = [f"hotreload-tmp-{dead.pid}-abc123", f"hotreload-{dead.pid}-x1y2.runtimeconfig.json",
+             f"hotreload-{dead.pid}.runtimeconfig.json"]  # the last: the old, predictable name
+    kept = [f"hotreload-tmp-{live}-abc123", f"hotreload-{live}-x1y2.runtimeconfig.json", "hotreload-notes.txt",
+            f"hotreload-tmp-{dead.pid}-link", "MSBuildTempXYZ"]
+    for name in stale + kept:
+        path = tmp / name
+        if name.endswith("-link"):
+            path.symlink_to(outside)
+        elif "tmp-" in name or name.startswith("MSBuild"):
+            path.mkdir()
+            (path / "inner").write_text("x")
+        else:
+            path.write_text("{}")
+    processes.sweep_stale(str(tmp))
+    assert sorted(p.name for p in tmp.iterdir()) == sorted(kept)
+    assert (outside / "keep.txt").exists()
