@@ -7,10 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from .build import ProjectError
+from .errors import HotReloadError
 from .metadata.errors import BadImageError
 from .report import JsonReporter, Reporter
-from .runtime import HostError
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -27,10 +26,10 @@ def _watch(args: argparse.Namespace) -> int:
     try:
         try:
             session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
-                              watch=True)
+                              watch=True, stack_lines=args.stack_lines)
             console = Console(session, reporter, policy, args.argv)
             session.start()
-        except (ProjectError, HostError) as exc:
+        except HotReloadError as exc:  # the project, the SDK, the runtime or a setting: the message says what to do
             reporter.error(str(exc), "fatal")
             return 2
         except KeyboardInterrupt:
@@ -79,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     watch.add_argument("--restart", choices=("ask", "auto", "never"),
                        help="after a rude edit or failed update: ask (default on a terminal), auto (default "
                             "otherwise: a fresh process, state lost) or never")
+    watch.add_argument("--stack-lines", choices=("auto", "on", "off"),
+                       help="the runtime's own stack traces of updated code: auto (default; only on runtime builds "
+                            "where a test pinned the native update count hotreload resets), on (any runtime), off "
+                            "(never write runtime state). hotreload's crash reports show file:line in every mode. "
+                            "Also HOTRELOAD_STACK_LINES")
     watch.add_argument("app_args", nargs="*", help="arguments for the app (after --)")
     watch.set_defaults(func=_watch)
     delta = sub.add_parser("delta", help="write the EnC delta between two builds (1.meta, 1.il, 1.pdb)")

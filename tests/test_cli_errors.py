@@ -315,3 +315,9 @@ def test_delta_names_an_assembly_corrupt_behind_valid_headers(build_farm: BuildF
 def _row_size(md: MetadataImage, table: T) -> int:
     following = sorted(off for t, off in md.table_offsets.items() if off > md.table_offsets[table])
     return (following[0] - md.table_offsets[table]) // len(md.rows(table))
+
+
+def test_watch_names_a_bad_stack_lines_setting(tmp_path: Path) -> None:
+    project = fsharp_app(tmp_path / "app")
+    run = hotreload("watch", str(project), cwd=tmp_path, env={**_quiet_env(), "HOTRELOAD_STACK_LINES": "sometimes"})
+    assert_refused(run, "HOTRELOAD_STACK_LINES='sometimes'", "auto, on, off")
