@@ -188,6 +188,7 @@ class Builder:
             proc = self.processes.run(self.command(), "`dotnet build`", self.timeout, BUILD_TIMEOUT_VARIABLE, then,
                                       cwd=self.project.parent)
         except (StepTimedOut, Stopped) as exc:
+            self.discard_intermediate()
             code = "TIMEOUT" if isinstance(exc, StepTimedOut) else "STOPPED"
             return BuildResult(False, self.dll, time.perf_counter() - start,
                                [Diagnostic(str(self.project), 0, 0, code, str(exc))], str(exc))
@@ -201,7 +202,23 @@ class Builder:
 
     def close(self) -> None:
         """End a build in progress with everything it started; later builds fail at once as stopped."""
-        self.processes.close()
+        running = self.take_running()
+        processes.stop_children(running)
+        if running:
+            self.discard_intermediate()
+
+    def take_running(self) -> list[processes.Child]:
+        """Refuse new builds and hand over the running one, to be stopped (with the compiler's processes)."""
+        return self.processes.take_all()
+
+    def discard_intermediate(self) -> None:
+        """A compile cut short may leave a half-written assembly in obj/, newer than the sources: the next build
+        would take it as up to date and copy it. Deleting it makes that build compile again."""
+        for path in (self.obj_dir / self.dll.name, (self.obj_dir / self.dll.name).with_suffix(".pdb")):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
     def snapshot(self, name: str) -> Path:
         """Copy the build output aside, so the loaded files are never overwritten by the next build."""

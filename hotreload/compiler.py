@@ -222,6 +222,7 @@ class WarmCompiler:
         self._closed = False
         self._closing = threading.Lock()
         self._failures = 0
+        self._compiling = False  # a save's compile is in the worker (writing the assembly in obj/)
 
     # ---- warm-up ----------------------------------------------------------------------------------
     def warm_up_in_background(self) -> None:
@@ -318,14 +319,18 @@ class WarmCompiler:
         start = time.perf_counter()
         output = output_of(self.args)
         try:
+            self._compiling = True
             reply = worker.compile(self.args, self.compile_timeout)
         except ProjectError as exc:
             self._problem = str(exc) if isinstance(exc, WorkerTimedOut) else f"the warm compiler stopped ({exc})"
             worker.close()
+            self.builder.discard_intermediate()  # it may have been writing the assembly
             with self._closing:
                 if self._worker is worker:
                     self._worker = None
             return None
+        finally:
+            self._compiling = False
         errors = [Diagnostic(file, line, column, code, message) for file, line, column, code, message
                   in reply["errors"]]
         if reply["failure"] and not errors:
@@ -345,8 +350,12 @@ class WarmCompiler:
         with self._closing:
             self._closed = True
             worker, self._worker = self._worker, None
+            compiling = self._compiling
         if worker is not None:
             worker.end_input()
-        processes.stop_children(self.processes.take_all() + self.builder.processes.take_all())
+        building = self.builder.take_running()
+        processes.stop_children(self.processes.take_all() + building)
         if worker is not None:
             worker.close()
+        if building or compiling:  # cut short while writing the assembly, maybe
+            self.builder.discard_intermediate()

@@ -178,6 +178,9 @@ def test_a_hung_dotnet_build_is_stopped_and_reported_by_step(token: str, tmp_pat
     project.parent.mkdir()
     project.write_text(FSPROJ)
     builder = Builder(project, timeout=1.0)
+    half_written = builder.obj_dir / builder.dll.name
+    half_written.parent.mkdir(parents=True)
+    half_written.write_bytes(b"MZ")  # what a compile cut short may leave, newer than the sources
     start = time.monotonic()
     result = builder.build()
     assert time.monotonic() - start < 1.0 + processes.STOP_GRACE + 1.0
@@ -187,6 +190,7 @@ def test_a_hung_dotnet_build_is_stopped_and_reported_by_step(token: str, tmp_pat
     assert error.message.startswith("`dotnet build` did not finish within 1 s; it was stopped with every process")
     assert "hotreload cannot start without this first build" in error.message  # what happens next
     assert f"{BUILD_TIMEOUT_VARIABLE} sets this limit" in error.message
+    assert not half_written.exists(), "the next build would take the half-written assembly as up to date"
     assert_none_left(token)
 
 
