@@ -51,9 +51,11 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
           shape: Callable[[Build, int], Hashable], old: Build, new: Build) -> tuple[list[tuple[int, int]], bool]:
     """Pairs identical entities first (in source order), then same-shape ones when that is one-to-one.
 
-    Returns the pairs and whether some same-shape entities were left that could pair more than one way.
+    Returns the pairs and whether some same-shape entities were left that could pair more than one way (then only
+    the identical ones are returned).
     """
     pairs: list[tuple[int, int]] = []
+    identical: list[tuple[int, int]] = []
     for key_of in (full, shape):
         old_buckets: dict[Hashable, list[int]] = defaultdict(list)
         new_buckets: dict[Hashable, list[int]] = defaultdict(list)
@@ -64,8 +66,10 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
         for k, os_ in old_buckets.items():
             ns = new_buckets.get(k, [])
             if key_of is shape and ns and len(ns) != len(os_):
-                return pairs, True
+                return identical, True
             pairs += list(zip(os_, ns, strict=False))
+        if key_of is full:
+            identical = list(pairs)
         taken_old = {o for o, _ in pairs}
         taken_new = {n for _, n in pairs}
         olds = [o for o in olds if o not in taken_old]
@@ -204,6 +208,12 @@ class _Matcher:
         olds = sorted(olds, key=lambda r: source_order(old.names.raw_name(table, r)))
         news = sorted(news, key=lambda r: source_order(new.names.raw_name(table, r)))
         pairs, ambiguous = _pair(olds, news, full, shape, old, new)
+        paired_new = set()
+        for o, n in pairs:  # when ambiguous, the identical ones: code that uses them is then not seen as changed
+            paired_new.add(n)
+            running = old.names.own_name(table, o)
+            if running != new.names.own_name(table, n):
+                self.result.renames[(int(table), n)] = running
         if ambiguous:
             what = {T.TypeDef: "closures or state machines", T.MethodDef: "generated methods",
                     T.Field: "generated fields"}[table]
@@ -213,12 +223,6 @@ class _Matcher:
                 "continues cannot be proven",
                 "save the added or removed lambda separately from other edits to the same function, or restart"))
             return
-        paired_new = set()
-        for o, n in pairs:
-            paired_new.add(n)
-            running = old.names.own_name(table, o)
-            if running != new.names.own_name(table, n):
-                self.result.renames[(int(table), n)] = running
         for n in news:
             if n in paired_new:
                 continue

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from hotreload.refusal import RefusalKind
+
 pytestmark = pytest.mark.runtime
 
 BASE = """module Demo.Pipes
@@ -50,3 +52,22 @@ def test_an_added_closure_never_takes_the_name_of_a_removed_one(fsharp_project: 
     assert [m for m in _added_types(outcome) if "-hr1" in m] == []
     assert p.call("Demo.Pipes.q", 2) == 27
     assert p.call("Demo.Pipes.f", 2) == 13
+
+
+def test_an_ambiguous_closure_edit_is_refused_for_that_reason_only(fsharp_project: Any) -> None:
+    """Closures that did pair (here a module-level value's, which moved) keep their running names although
+    another closure of their group is ambiguous: the initializer that uses one is not reported as changed."""
+    base = """module Demo.Amb
+
+let total = [1; 2; 3] |> List.map (fun q -> q * q) |> List.sum
+let f (x: int) =
+    let a = [1; 2] |> List.map (fun v -> v + x) |> List.sum
+    a
+"""
+    p = fsharp_project({"Lib.fs": base}, name="Amb")
+    moved = base.replace("let total", "// a line above every closure\nlet total")
+    assert p.save("Lib.fs", moved).kind in ("applied", "no-change")
+    added = moved + "let g (x: int) = [5] |> List.map (fun v -> v - x) |> List.sum\n"
+    outcome = p.refuse("Lib.fs", added.replace("v + x", "v * x"))  # a lambda edited and a like one added at once
+    assert {str(r.kind) for r in outcome.refusals} == {str(RefusalKind.AMBIGUOUS)}, [str(r) for r in outcome.refusals]
+    assert p.call("Demo.Amb.f", 2) == 7
