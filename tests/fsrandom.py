@@ -31,7 +31,7 @@ COST_CAP = 4000
 CALL_BUDGET = 600
 """Most weighted calls a new body may make."""
 
-WORDS = ("alpha", "beta", "gamma", "délta", "ünï", "λx", "日本", "zed", "a b", "q", "", "x-y")
+WORDS = ("alpha", "beta", "gamma", "délta", "ünï", "λx", "日本", "zed", "a b", "q", "x-y", "")  # "" last
 PROBE_ARGS: dict[tuple[str, ...], list[tuple[object, ...]]] = {
     (): [()],
     (INT,): [(3,), (-4,)],
@@ -354,6 +354,7 @@ class ExprGen:
             (1, lambda: f"(async {{ return {e(d)} }} |> Async.RunSynchronously)"),
             (1, self.async_bind),
             (1, lambda: f"((task {{ return {e(d)} }}).Result)"),
+            (1, lambda: "(Array.sum [| " + "; ".join(self.lit_int() for _ in range(rng.randint(8, 12))) + " |])"),
             (1, lambda: f"(try {e(d)} with _ -> {e(d)})"),
             *self.type_productions(INT, d),
         ])
@@ -386,7 +387,7 @@ class ExprGen:
             (3, lambda: self.call(STR, d)),
             (1, joined),
             (1, lambda: f"({s(d)}.ToUpperInvariant())"),
-            (1, lambda: f'({s(d)}.Replace({self.lit_str()}, {self.lit_str()}))'),
+            (1, lambda: f'({s(d)}.Replace({fs_string(self.rng.choice(WORDS[:-1]))}, {self.lit_str()}))'),
             (1, lambda: f'(match {s(d)} with "ab" -> {s(d)} | _ -> {s(d)})'),
             *self.type_productions(STR, d),
         ])
@@ -737,7 +738,8 @@ class Program:
                 continue
             start, end, kind = self.rng.choice(spots)
             old = line[start:end]
-            new = f"({self.rng.randint(-20, 120)})" if kind == "int" else fs_string(self.rng.choice(WORDS))
+            # never "": it may be the text a `.Replace` looks for, which must not be empty
+            new = f"({self.rng.randint(-20, 120)})" if kind == "int" else fs_string(self.rng.choice(WORDS[:-1]))
             if new == old:
                 new = "(121)" if kind == "int" else '"changed"'
             lines[k] = line[:start] + new + line[end:]

@@ -82,10 +82,11 @@ class SoakReport:
     unexpected_refusals: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     compile_errors: list[str] = field(default_factory=list)
+    generator_bugs: list[str] = field(default_factory=list)  # generated code that throws in the fresh process
 
     @property
     def findings(self) -> list[str]:
-        return self.divergences + self.unexpected_refusals + self.failures + self.compile_errors
+        return self.divergences + self.unexpected_refusals + self.failures + self.compile_errors + self.generator_bugs
 
     def summary(self) -> str:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(self.refusal_kinds.items())) or "none"
@@ -94,7 +95,8 @@ class SoakReport:
                 f"{self.rude_applied} rude edits applied (compared), {self.ambiguous_refused} refused as ambiguous "
                 f"closure pairing; {self.comparisons} comparisons with a fresh process, {len(self.divergences)} "
                 f"divergences, {len(self.unexpected_refusals)} unexpected refusals, {len(self.failures)} failed "
-                f"updates, {len(self.compile_errors)} generator compile errors; {self.restarts} restarts; "
+                f"updates, {len(self.compile_errors)} generator compile errors, {len(self.generator_bugs)} "
+                f"generator probes that threw; {self.restarts} restarts; "
                 f"refusal kinds: {kinds}")
 
 
@@ -114,6 +116,7 @@ class DifferentialSoak:
         self.report = SoakReport(seed)
         self.files = self.program.files()
         self.fresh_dir = root / "fresh"
+        self.thrown: set[str] = set()
         self.reporter = TailReporter()
         self.folder = root
         self.session = self._start()
@@ -186,8 +189,12 @@ class DifferentialSoak:
         live, fresh = self.live(), self.fresh()
         self.report.comparisons += 1
         differing = [pid for pid in sorted(live.keys() | fresh.keys()) if live.get(pid, "?") != fresh.get(pid, "?")]
-        differing += [pid for pid, value in sorted(fresh.items())  # generated code never throws
-                      if isinstance(value, str) and value.startswith("!") and pid not in differing]
+        thrown = [pid for pid, value in sorted(fresh.items())  # generated code never throws: a generator bug
+                  if isinstance(value, str) and value.startswith("!") and pid not in self.thrown]
+        if thrown:
+            self.thrown.update(thrown)
+            self.report.generator_bugs.append(self.finding(index, edit, f"{len(thrown)} probe(s) threw", diff,
+                                                           "\n".join(f"  {pid}: {fresh[pid]}" for pid in thrown)))
         if differing:
             detail = "\n".join(f"  {pid}: live {live.get(pid, '(none)')!r}, fresh {fresh.get(pid, '(none)')!r}"
                                for pid in differing[:12])
