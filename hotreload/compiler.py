@@ -143,8 +143,12 @@ class Worker:
         assert self.proc.stdout is not None
         processes.reading_thread(self.proc.stdout, self._replies)
         self._lock = threading.Lock()
-        hello = self._read(self.timeout, "start",
-                           "saves are built with `dotnet build`, and it is started again after the next one")
+        try:
+            hello = self._read(self.timeout, "start",
+                               "saves are built with `dotnet build`, and it is started again after the next one")
+        except BaseException:
+            self.close()
+            raise
         if not hello.get("ready"):
             self.close()
             raise ProjectError(f"the compiler worker did not start: {hello}; see {log}")
