@@ -301,7 +301,7 @@ class Session:
         try:
             return self._reload(stage)
         except Exception as exc:  # noqa: BLE001 - every save must end in an outcome (Session.edit waits for one)
-            applied = stage[0] in ("recording", "verifying")
+            applied = stage[0] == "verifying"
             if applied and not self.updater.failed:
                 self.updater.failed = f"hotreload failed while {stage[0]} generation {self.updater.baseline.generation}"
             first = (str(exc).splitlines() or [""])[0]
@@ -362,9 +362,8 @@ class Session:
         except ApplyFailed as exc:
             self.report.error(f"{exc}", "failed", reason=str(exc))
             return self._record(Outcome(OutcomeKind.FAILED, message=str(exc), timings=timings))
-        stage[0] = "recording"
-        self.previous, self.previous_pdb = new_build, new_pdb
         stage[0] = "verifying"
+        self.previous, self.previous_pdb = new_build, new_pdb
         t = time.perf_counter()
         verification = self.updater.verify(delta)
         timings["verify"] = time.perf_counter() - t
