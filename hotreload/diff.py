@@ -137,6 +137,8 @@ class _Differ:
         added = [new_types[k] for k in new_types.keys() - old_types.keys()]
         for rid in sorted(added, key=lambda r: (new.names.depth(r), r)):
             key = new.names.key(T.TypeDef, rid)
+            if key in old.retired and "@" in key and not new.methods_of(rid) and not new.fields_of(rid):
+                continue  # a member-less helper (`T_44Bytes@`, array data) an earlier build had: still loaded, reused
             enclosing = new.names.enclosing.get(rid)
             if enclosing and "@" not in new.names.own_name(T.TypeDef, rid) \
                     and self.kind_of_old(new.names.typedef_name(enclosing)) == _UNION:

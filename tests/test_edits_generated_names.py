@@ -71,3 +71,19 @@ let f (x: int) =
     outcome = p.refuse("Lib.fs", added.replace("v + x", "v * x"))  # a lambda edited and a like one added at once
     assert {str(r.kind) for r in outcome.refusals} == {str(RefusalKind.AMBIGUOUS)}, [str(r) for r in outcome.refusals]
     assert p.call("Demo.Amb.f", 2) == 7
+
+
+def test_array_data_of_a_size_used_before_reuses_its_helper_type(fsharp_project: Any) -> None:
+    """F# types an array literal's data by its size (`T_44Bytes@`): a size that went away and comes back finds the
+    helper type still loaded, and uses it rather than adding a second type of that name (which the runtime lost)."""
+    def source(n: int, k: int = 0) -> str:
+        return "module Demo.R\n\nlet f () = Array.sum [| " + "; ".join(str(i + k) for i in range(n)) + " |]\n"
+
+    p = fsharp_project({"Lib.fs": source(11)}, name="R")
+    p.edit("Lib.fs", source(12))  # T_48Bytes@ added, T_44Bytes@ no longer used
+    assert p.call("Demo.R.f") == 66
+    outcome = p.edit("Lib.fs", source(11, 5))  # T_44Bytes@ again
+    assert "+Demo.R/T_44Bytes@" not in outcome.methods, outcome.methods
+    assert p.call("Demo.R.f") == 110
+    p.edit("Lib.fs", source(11, 7))
+    assert p.call("Demo.R.f") == 132
