@@ -84,7 +84,9 @@ def compiler_arguments(builder: Builder, owner: Owner | None = None) -> list[str
     """
     probe = builder.work_dir / "args-obj"
     props = dict(BUILD_PROPERTIES, IntermediateOutputPath=f"{probe}/", OutDir=f"{builder.out_dir}/",
-                 ProvideCommandLineArgs="true", SkipCompilerExecution="true")
+                 ProvideCommandLineArgs="true", SkipCompilerExecution="true",
+                 BuildProjectReferences="false")  # built by the first build; building them again here, with the
+    # compiler off and our obj folder global, would fail to copy their missing output and give no arguments
     cmd = ["dotnet", "msbuild", str(builder.project), "-t:Compile", "-nologo", "-nodeReuse:false",
            "-getItem:FscCommandLineArgs", *(f"-p:{k}={v}" for k, v in props.items())]
     try:

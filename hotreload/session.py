@@ -215,6 +215,7 @@ class Session:
             self._worker.stop(timeout=1.0)  # a rebuild in progress is abandoned: stopping takes at most seconds
         if self.compiler is not None:
             self.compiler.close()
+        self.builder.close()  # a dotnet build still running (a fallback, or warm_compiler=False) ends with its tree
 
     def __enter__(self) -> Self:
         return self.start()

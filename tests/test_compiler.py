@@ -47,11 +47,29 @@ def warm(tmp_path: Path) -> Iterator[tuple[WarmCompiler, list[str]]]:
     compiler.close()
 
 
-@pytest.fixture(params=["library", "sample_app"])
+def _app_with_library(folder: Path) -> Path:
+    """An Exe that uses an F# library project of its own (a ProjectReference), as solutions are laid out."""
+    lib, app = folder / "Core", folder / "App"
+    lib.mkdir(parents=True)
+    app.mkdir(parents=True)
+    (lib / "Core.fs").write_text("module Demo.Core\n\nlet twice (x: int) = x * 2\n")
+    (lib / "Core.fsproj").write_text(FSPROJ.format(output="Library", name="Core",
+                                                   items='    <Compile Include="Core.fs" />'))
+    (app / "Program.fs").write_text("module Demo.App\n\n[<EntryPoint>]\nlet main _ = Demo.Core.twice 21 - 42\n")
+    (app / "App.fsproj").write_text(FSPROJ.format(
+        output="Exe", name="App",
+        items='    <Compile Include="Program.fs" />\n    <ProjectReference Include="../Core/Core.fsproj" />'))
+    return app / "App.fsproj"
+
+
+@pytest.fixture(params=["library", "sample_app", "project_reference"])
 def any_warm(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[WarmCompiler, list[str]]]:
-    """A warm compiler for the small library and for a copy of sample_app (an Exe with several files)."""
+    """A warm compiler for the small library, a copy of sample_app (an Exe with several files) and an Exe with a
+    library project of its own."""
     if request.param == "library":
         project = _project(tmp_path / "p")
+    elif request.param == "project_reference":
+        project = _app_with_library(tmp_path)
     else:
         shutil.copytree(ROOT / "sample_app", tmp_path / "app", ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
         project = tmp_path / "app" / "SampleApp.fsproj"
