@@ -12,7 +12,7 @@ from typing import Any
 from .errors import HotReloadError
 
 
-class AppError(HotReloadError):
+class AppError(HotReloadError, RuntimeError):
     """The app's code could not be found, or threw, when called through the API; or the app has no entry point."""
 
 
