@@ -232,9 +232,11 @@ def test_line_shift_only_edit_updates_stack_trace_lines(fsharp_project: Any) -> 
                         if "Demo.Lib.fail(" in line)
         raise AssertionError("fail did not throw")
 
-    p.edit("Lib.fs", source.replace("x\n", "x + 1\n"))  # one real update: the module is now an updated one
+    # two real updates: the module is an updated one, and the runtime's lines are on (confirmed in the second)
+    p.edit("Lib.fs", source.replace("x\n", "x + 2\n"))
+    p.edit("Lib.fs", source.replace("x\n", "x + 1\n"))
     assert thrown_at().endswith("Lib.fs:line 5")
     outcome = p.save("Lib.fs", source.replace("module Demo.Lib\n", "module Demo.Lib\n\n\n\n").replace("x\n", "x + 1\n"))
     assert outcome.kind == OutcomeKind.NO_CHANGE and "line numbers updated" in outcome.message, outcome.message
     assert thrown_at().endswith("Lib.fs:line 8")
-    assert p.session.generation == 1
+    assert p.session.generation == 2
