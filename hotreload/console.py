@@ -42,7 +42,11 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 def stop_on_signals() -> None:
     """SIGTERM and SIGHUP stop hotreload as Ctrl-C does (KeyboardInterrupt in the main thread), instead of killing
-    it on the spot with its children left running. Installed before the runtime loads, which keeps them."""
+    it on the spot with its children left running. Installed before the runtime loads, which keeps them.
+
+    SIGINT too: Python leaves it ignored when hotreload was started with it ignored (a background job of a
+    non-interactive shell, `nohup ... &`), and then Ctrl-C, or an editor's or CI's SIGINT, would do nothing."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in STOP_SIGNALS[1:]:
         signal.signal(sig, _interrupt)
 

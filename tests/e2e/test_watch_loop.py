@@ -40,8 +40,11 @@ def _edit(path: Path, *pairs: tuple[str, str]) -> None:
 class JsonWatch:
     """`hotreload watch --json` with stdin not a terminal; status events parsed, app lines kept as text."""
 
-    def __init__(self, project: Path, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "hotreload", "watch", str(project), "--json", *args],
+    def __init__(self, project: Path, *args: str, sigint_ignored: bool = False) -> None:
+        # SIGINT ignored as a background job of a non-interactive shell starts: set, then kept across exec
+        start = [sys.executable, "-c", ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                 "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")] if sigint_ignored else [sys.executable]
+        self.proc = subprocess.Popen([*start, "-m", "hotreload", "watch", str(project), "--json", *args],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, cwd=project.parent)
         self.items: queue.Queue[dict[str, Any] | str] = queue.Queue()
@@ -130,9 +133,11 @@ def test_app_crash_is_reported_and_the_next_good_save_starts_it_again(tmp_path: 
         watch.stop()
 
 
-def test_ctrl_c_ends_within_two_seconds_and_leaves_no_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("started_with_sigint_ignored", [False, True])
+def test_ctrl_c_ends_within_two_seconds_and_leaves_no_process(tmp_path: Path, started_with_sigint_ignored: bool) -> None:
+    """Also when hotreload was started with SIGINT ignored (`cmd &` in a script), which Python would keep."""
     app = _copy_sample(tmp_path)
-    watch = JsonWatch(app / "SampleApp.fsproj", "--", "--interval-ms", "200")
+    watch = JsonWatch(app / "SampleApp.fsproj", "--", "--interval-ms", "200", sigint_ignored=started_with_sigint_ignored)
     watch.wait(text="tick 2:")
     time.sleep(3)  # the compiler worker is up by now
     family = [watch.proc.pid] + [c.pid for c in psutil.Process(watch.proc.pid).children(recursive=True)]
