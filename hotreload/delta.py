@@ -40,6 +40,10 @@ from .refusal import Refusal, RefusalKind
 
 _DEF_TABLES = (T.TypeDef, T.MethodDef, T.Field)
 _ADD_METHOD, _ADD_FIELD, _ADD_PARAMETER, _ADD_PROPERTY = 1, 2, 3, 4
+MAX_DATA_FIELDS = 25
+"""FieldRVA rows the running module may have. Past 25 rows CoreCLR looks the table up through a hash that applying
+an update does not maintain (INDEX_ROW_COUNT_THRESHOLD in metamodelrw.cpp), so it rejects a delta that adds a data
+field beyond it: such an edit is refused instead."""
 _REF_TABLES = (T.AssemblyRef, T.ModuleRef, T.TypeRef, T.TypeSpec, T.MemberRef, T.MethodSpec, T.StandAloneSig)
 
 
@@ -266,6 +270,12 @@ class DeltaBuilder:
             self.new_defs[names.key(T.TypeDef, rid)] = token(T.TypeDef, self._next(T.TypeDef))
         # a data field whose data went back to what an earlier generation added already exists
         added_fields = [rid for rid in diff.added_fields if names.key(T.Field, rid) not in base.defs]
+        data_fields = [rid for rid in added_fields if rid in self.new.field_rvas]
+        if data_fields and base.row_counts[T.FieldRva] + len(data_fields) > MAX_DATA_FIELDS:
+            raise UnsupportedEdit(Refusal(
+                RefusalKind.CAPABILITY, display_name(names.key(T.Field, data_fields[0])),
+                f"changed array literal data needs a new data field, and the running module has "
+                f"{base.row_counts[T.FieldRva]}: the .NET runtime rejects updates past {MAX_DATA_FIELDS}"))
         for rid in added_fields:
             self.new_defs[names.key(T.Field, rid)] = token(T.Field, self._next(T.Field))
         # a method deleted earlier and now back with the same signature continues its running row

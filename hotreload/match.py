@@ -131,22 +131,35 @@ class _Matcher:
         """Fields holding initial data (array literals) are named by their data in the running module.
 
         The runtime cannot change a field's data, so new data means a new field (AddFieldRva): the new build's
-        field gets a name that includes a hash of its data, and every method loading it becomes a change.
+        field gets a name that includes a hash of its data, and every method loading it becomes a change. A field
+        whose data a running one of the same type already holds continues that one, whatever the line-based name
+        it has now: moving an array literal adds nothing (the runtime takes only so many data fields).
         """
         old, new = self.old, self.new
         running: dict[tuple[str, str], tuple[str, bytes | None]] = {}
+        by_data: dict[tuple[str, str, bytes | None], list[str]] = defaultdict(list)
         for rid in old.field_rvas:
             own = old.names.own_name(T.Field, rid)
             owner = old.names.typedef_name(old.names.field_owner[rid])
-            running[(owner, own.split("#", 1)[0])] = (own, old.field_data(rid))
-        for rid in new.field_rvas:
-            own = self.result.renames.get((T.Field, rid)) or new.names.own_name(T.Field, rid)
-            owner = self.new_type_name(new.names.field_owner[rid])
-            data = new.field_data(rid)
+            data = old.field_data(rid)
+            running[(owner, own.split("#", 1)[0])] = (own, data)
+            by_data[(owner, old.names.key(T.Field, rid).split("|", 1)[1], data)].append(own)
+        fields = [(rid, self.result.renames.get((T.Field, rid)) or new.names.own_name(T.Field, rid),
+                   self.new_type_name(new.names.field_owner[rid]), new.field_data(rid)) for rid in new.field_rvas]
+        taken = {(owner, own) for _rid, own, owner, data in fields if running.get((owner, own)) == (own, data)}
+        for rid, own, owner, data in fields:
+            if (owner, own) in taken:
+                continue  # the running field of that name, with the same data
+            same = [name for name in by_data.get((owner, new.names.key(T.Field, rid).split("|", 1)[1], data), [])
+                    if (owner, name) not in taken]
             known = running.get((owner, own))
-            if known is None:
+            if same:
+                name = same[0]
+                taken.add((owner, name))
+            elif known is None:
                 continue  # an added data field: added as it is
-            name = known[0] if known[1] == data else f"{own}#{hashlib.sha1(data or b'').hexdigest()[:10]}"
+            else:
+                name = known[0] if known[1] == data else f"{own}#{hashlib.sha1(data or b'').hexdigest()[:10]}"
             if name != own:
                 self.result.renames[(int(T.Field), rid)] = name
 
