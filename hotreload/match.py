@@ -235,8 +235,7 @@ class _Matcher:
                 f"the {what} named {group[1]} were added or removed and edited at once, so which running one each "
                 "continues cannot be proven",
                 "save the added or removed lambda separately from other edits to the same function, or restart"))
-            return
-        for n in news:
+        for n in news:  # (when ambiguous too: a name a running entity holds would make it look changed)
             if n in paired_new:
                 continue
             own = new.names.own_name(table, n)

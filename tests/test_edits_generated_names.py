@@ -87,3 +87,15 @@ def test_array_data_of_a_size_used_before_reuses_its_helper_type(fsharp_project:
     assert p.call("Demo.R.f") == 110
     p.edit("Lib.fs", source(11, 7))
     assert p.call("Demo.R.f") == 132
+
+
+def test_an_ambiguous_closure_never_takes_the_name_of_another_running_one(fsharp_project: Any) -> None:
+    """Closures an ambiguous group leaves unpaired keep no name a running closure of another kind holds: here the
+    new inner async's delay closure would be `@3-1`, the running bind continuation's name, and look like a changed
+    base type and an added override."""
+    base = "module Demo.Amb3\n\nlet m () = (async { return 5 } |> Async.RunSynchronously)\n"
+    p = fsharp_project({"Lib.fs": base}, name="Amb3")
+    nested = base.replace("return 5", "return (async { return 6 } |> Async.RunSynchronously)")
+    outcome = p.refuse("Lib.fs", nested)  # a second delay closure added and the first edited: ambiguous, nothing else
+    assert {str(r.kind) for r in outcome.refusals} == {str(RefusalKind.AMBIGUOUS)}, [str(r) for r in outcome.refusals]
+    assert p.call("Demo.Amb3.m") == 5
