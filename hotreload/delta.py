@@ -44,6 +44,9 @@ MAX_DATA_FIELDS = 25
 """FieldRVA rows the running module may have. Past 25 rows CoreCLR looks the table up through a hash that applying
 an update does not maintain (INDEX_ROW_COUNT_THRESHOLD in metamodelrw.cpp), so it rejects a delta that adds a data
 field beyond it: such an edit is refused instead."""
+MAX_CONSTANTS = 25
+"""Constant rows (union case tags, `[<Literal>]` values) the running module may have, for the same reason: a constant
+added past them is applied, but reflection cannot find its value (`%A` and `ToString` of an added union throw)."""
 _REF_TABLES = (T.AssemblyRef, T.ModuleRef, T.TypeRef, T.TypeSpec, T.MemberRef, T.MethodSpec, T.StandAloneSig)
 
 
@@ -165,6 +168,7 @@ class DeltaBuilder:
         self._new_rows: dict[T, int] = {}  # rows added (not updated) so far, per table
         self._deleted_refs: tuple[int, int] | None = None
         self.context = ""
+        self.constant_owner = ""  # what the first constant added belongs to (a field: "Type.field")
 
     # ---- token mapping -------------------------------------------------------------------------
     def _add_row(self, table: T, row: tuple[int, ...], rid: int | None = None) -> int:
@@ -314,6 +318,13 @@ class DeltaBuilder:
                     info.local_signature = self._running_local_signature(running & 0xFFFFFF)
                     self.debug.append((running & 0xFFFFFF, info))
 
+        constants = sum(1 for r in self.rids.get(T.Constant, []) if r > base.row_counts[T.Constant])
+        if constants and base.row_counts[T.Constant] + constants > MAX_CONSTANTS:
+            raise UnsupportedEdit(Refusal(
+                RefusalKind.CAPABILITY, self.constant_owner.rpartition(".")[0] or self.constant_owner,
+                f"it adds constants (union case tags, literal values) to a module that would then have "
+                f"{base.row_counts[T.Constant] + constants}: the .NET runtime does not find constants added past "
+                f"{MAX_CONSTANTS} (reflection, %A and ToString on them would throw)"))
         moved_rids = {base.defs[c.key] & 0xFFFFFF for c in diff.moved if c.key in base.defs}
         metadata, enc_id, guids = self._metadata(generation)
         added = [0] * TABLE_COUNT
@@ -387,6 +398,7 @@ class DeltaBuilder:
 
     def _constant(self, table: T, rid: int, running: int) -> None:
         for _i, (kind, _p, value) in self.new.rows_of(T.Constant, 1, HasConstant.encode(table, rid)):
+            self.constant_owner = self.constant_owner or self.context
             self._add_row(T.Constant, (kind, HasConstant.encode(table, running), self.blobs.add(self.md.blob(value))))
 
     def _generic_params(self, table: T, rid: int, running: int) -> None:

@@ -10,8 +10,8 @@ restarted so later comparisons stay meaningful.
 
 A save hotreload refuses is recorded and taken back (the previous sources are saved again, which must be no change).
 Refusals of the generator's rude edits (module-level value initializer, added module-level value, signature change,
-added union case), of lambdas added and edited at once where pairing is ambiguous, and of array data changed past the
-runtime's data-field limit are what the README says; any other refusal of an edit the README calls applicable is a
+added union case), of lambdas added and edited at once where pairing is ambiguous, and of array data or constants
+(union case tags) added past the runtime's 25-row limits are what the README says; any other refusal of an edit the README calls applicable is a
 finding, and so is an update the runtime rejects.
 
 - `test_differential_soak_20_edits`: 20 saves, seed `CI_SEED`, part of the normal suite (about a minute).
@@ -40,7 +40,7 @@ import pytest
 from fsrandom import Edit, Program
 from live_project import FSPROJ
 
-from hotreload.delta import MAX_DATA_FIELDS
+from hotreload.delta import MAX_CONSTANTS, MAX_DATA_FIELDS
 from hotreload.report import Reporter
 from hotreload.runtime import RuntimeInfo
 from hotreload.session import Outcome, OutcomeKind, Session
@@ -77,7 +77,7 @@ class SoakReport:
     rude_refused: int = 0
     rude_applied: int = 0
     ambiguous_refused: int = 0
-    limit_refused: int = 0  # array data past the runtime's data-field limit (hotreload.delta.MAX_DATA_FIELDS)
+    limit_refused: int = 0  # data fields or constants past the runtime's limits (hotreload.delta.MAX_*)
     comparisons: int = 0
     restarts: int = 0
     seconds: float = 0.0
@@ -97,7 +97,7 @@ class SoakReport:
         return (f"differential soak, seed {self.seed}: {self.edits} saves in {self.seconds:.0f} s; "
                 f"{self.applied} applied, {self.no_change} no change, {self.rude_refused} rude edits refused, "
                 f"{self.rude_applied} rude edits applied (compared), {self.ambiguous_refused} refused as ambiguous "
-                f"closure pairing, {self.limit_refused} refused at the runtime's data-field limit; {self.comparisons} comparisons with a fresh process, {len(self.divergences)} "
+                f"closure pairing, {self.limit_refused} refused at the runtime's 25-row limits; {self.comparisons} comparisons with a fresh process, {len(self.divergences)} "
                 f"divergences, {len(self.unexpected_refusals)} unexpected refusals, {len(self.failures)} failed "
                 f"updates, {len(self.compile_errors)} generator compile errors, {len(self.generator_bugs)} "
                 f"generator probes that threw; {self.restarts} restarts; "
@@ -238,7 +238,8 @@ class DifferentialSoak:
                 self.report.rude_refused += 1
             elif kinds == {AMBIGUOUS}:
                 self.report.ambiguous_refused += 1
-            elif kinds == {CAPABILITY} and all(f"past {MAX_DATA_FIELDS}" in r.detail for r in outcome.refusals):
+            elif kinds == {CAPABILITY} and all(f"past {MAX_DATA_FIELDS}" in r.detail or f"past {MAX_CONSTANTS}"
+                                               in r.detail for r in outcome.refusals):
                 self.report.limit_refused += 1
             else:
                 self.report.unexpected_refusals.append(self.finding(
