@@ -46,10 +46,17 @@ class HostedApp:
     """An assembly loaded into its own non-collectible AssemblyLoadContext.
 
     Dependencies (FSharp.Core and the rest) resolve from the build output through the app's
-    .deps.json (AssemblyDependencyResolver), so the host's own assemblies never leak in.
+    .deps.json (AssemblyDependencyResolver), so the host's own assemblies never leak in. Shared frameworks the
+    runtime was not started with (`framework_dirs`: a web app hosted in a process whose runtime is already up)
+    resolve from their folders into this context.
+
+    The app is what `dotnet run` would make it: the entry assembly (`Assembly.GetEntryAssembly()`: hosting
+    startup, user secrets, the application name) and `AppContext.BaseDirectory` (its build folder; a hosted
+    runtime has none). Framework code in the default context that loads the app's assemblies by name (hosting
+    startup, MVC application parts) finds them in this context.
     """
 
-    def __init__(self, dll_path: str, name: str = "hotreload-app") -> None:
+    def __init__(self, dll_path: str, name: str = "hotreload-app", framework_dirs: list[str] | None = None) -> None:
         import clr  # noqa: F401
         from System import Func  # type: ignore[import-not-found]
         from System.Reflection import Assembly, AssemblyName  # type: ignore[import-not-found]
@@ -63,24 +70,63 @@ class HostedApp:
         # Where dependencies come from, newest build first: a package added while running resolves from the build
         # that brought it (its .deps.json), everything else as at the start.
         self.probes: list[tuple[Any, str]] = [(AssemblyDependencyResolver(self.path), os.path.dirname(self.path))]
+        self.framework_dirs = list(framework_dirs or [])
+        self.extra: dict[str, str] = {}  # assembly name -> path: hotreload's own assemblies the app loads by name
         self._deps = self._deps_json(self.path)
 
-        def resolve(ctx: Any, asm_name: Any) -> Any:
+        def find(asm_name: Any) -> str | None:
+            if str(asm_name.Name) in self.extra:
+                return self.extra[str(asm_name.Name)]
             for resolver, folder in self.probes:
                 found = resolver.ResolveAssemblyToPath(asm_name)
                 if not found:
                     candidate = os.path.join(folder, f"{asm_name.Name}.dll")
                     found = candidate if os.path.exists(candidate) else None
                 if found:
-                    return ctx.LoadFromAssemblyPath(found)
+                    return str(found)
+            for folder in self.framework_dirs:
+                candidate = os.path.join(folder, f"{asm_name.Name}.dll")
+                if os.path.exists(candidate):
+                    return candidate
             return None
 
+        def resolve(ctx: Any, asm_name: Any) -> Any:
+            found = find(asm_name)
+            return ctx.LoadFromAssemblyPath(found) if found else None
+
+        def resolve_default(ctx: Any, asm_name: Any) -> Any:
+            """Default-context code asking for an assembly of the app's: the one in the app's context."""
+            if asm_name.Name == self.assembly.GetName().Name:
+                return self.assembly
+            for loaded in self.context.Assemblies:
+                if loaded.GetName().Name == asm_name.Name:
+                    return loaded
+            found = find(asm_name)
+            return self.context.LoadFromAssemblyPath(found) if found else None
+
         self._resolve = Func[AssemblyLoadContext, AssemblyName, Assembly](resolve)
+        self._resolve_default = Func[AssemblyLoadContext, AssemblyName, Assembly](resolve_default)
         self.context.add_Resolving(self._resolve)
         self.assembly = self.context.LoadFromAssemblyPath(self.path)
+        AssemblyLoadContext.Default.add_Resolving(self._resolve_default)
         self.module = self.assembly.ManifestModule
+        self._as_dotnet_run()
         self.thread: threading.Thread | None = None
         self.exit: AppExit | None = None
+
+    def _as_dotnet_run(self) -> None:
+        """Entry assembly and base directory as the host sets them for `dotnet run`."""
+        from System import AppContext  # type: ignore[import-not-found]
+        from System.Reflection import Assembly  # type: ignore[import-not-found]
+
+        AppContext.SetData("APP_CONTEXT_BASE_DIRECTORY", os.path.join(os.path.dirname(self.path), ""))
+        Assembly.SetEntryAssembly(self.assembly)
+
+    def close(self) -> None:
+        """Stop answering the default context's requests for the app's assemblies (the app is not unloaded)."""
+        from System.Runtime.Loader import AssemblyLoadContext  # type: ignore[import-not-found]
+
+        AssemblyLoadContext.Default.remove_Resolving(self._resolve_default)
 
     @staticmethod
     def _deps_json(dll: str) -> bytes:
@@ -129,6 +175,21 @@ class HostedApp:
     @property
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
+
+    @property
+    def hosted(self) -> bool:
+        """Whether the app runs on the .NET generic host (ASP.NET Core, worker services): its console lifetime
+        stops the app gracefully on SIGINT, SIGTERM or SIGQUIT, and then the entry point returns."""
+        from System import AppDomain  # type: ignore[import-not-found]
+
+        return any(str(a.GetName().Name) == "Microsoft.Extensions.Hosting"
+                   for a in AppDomain.CurrentDomain.GetAssemblies())
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the entry point to return; whether it has."""
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return not self.running
 
     # ---- reflection -------------------------------------------------------------------------------
     def method(self, token: int) -> Any:

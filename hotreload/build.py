@@ -192,6 +192,9 @@ class Builder:
             code = "TIMEOUT" if isinstance(exc, StepTimedOut) else "STOPPED"
             return BuildResult(False, self.dll, time.perf_counter() - start,
                                [Diagnostic(str(self.project), 0, 0, code, str(exc))], str(exc))
+        except BaseException:  # Ctrl-C inside the build: what it was writing may be half-written
+            self.discard_intermediate()
+            raise
         output = proc.stdout + proc.stderr
         errors = parse_diagnostics(output)
         ok = proc.returncode == 0 and self.dll.exists()
@@ -212,9 +215,14 @@ class Builder:
         return self.processes.take_all()
 
     def discard_intermediate(self) -> None:
-        """A compile cut short may leave a half-written assembly in obj/, newer than the sources: the next build
-        would take it as up to date and copy it. Deleting it makes that build compile again."""
-        for path in (self.obj_dir / self.dll.name, (self.obj_dir / self.dll.name).with_suffix(".pdb")):
+        """A build cut short may leave a half-written assembly in obj/ or bin/, newer than the sources: the next
+        build would take it as up to date and copy (or keep) it. Deleting them makes that build compile again."""
+        for folder in (self.obj_dir, self.out_dir):
+            self._discard(folder / self.dll.name)
+
+    @staticmethod
+    def _discard(dll: Path) -> None:
+        for path in (dll, dll.with_suffix(".pdb")):
             try:
                 path.unlink()
             except FileNotFoundError:

@@ -26,9 +26,11 @@ def _watch(args: argparse.Namespace) -> int:
     try:
         try:
             session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
-                              watch=True, stack_lines=args.stack_lines)
+                              watch=True, stack_lines=args.stack_lines, launch_profile=args.launch_profile,
+                              launch_settings=not args.no_launch_profile)
             console = Console(session, reporter, policy, args.argv)
             session.start()
+            console.started()
         except HotReloadError as exc:  # the project, the SDK, the runtime or a setting: the message says what to do
             reporter.error(str(exc), "fatal")
             return 2
@@ -83,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
                             "where a test pinned the native update count hotreload resets), on (any runtime), off "
                             "(never write runtime state). hotreload's crash reports show file:line in every mode. "
                             "Also HOTRELOAD_STACK_LINES")
+    profile = watch.add_mutually_exclusive_group()
+    profile.add_argument("--launch-profile", metavar="NAME",
+                         help="the profile of Properties/launchSettings.json to run with, as `dotnet run "
+                              "--launch-profile` (default: the first profile whose commandName is Project)")
+    profile.add_argument("--no-launch-profile", action="store_true",
+                         help="ignore Properties/launchSettings.json, as `dotnet run --no-launch-profile`")
     watch.add_argument("app_args", nargs="*", help="arguments for the app (after --)")
     watch.set_defaults(func=_watch)
     delta = sub.add_parser("delta", help="write the EnC delta between two builds (1.meta, 1.il, 1.pdb)")

@@ -8,9 +8,16 @@ Restart policy (`--restart`): `ask` (the default on a terminal) asks after a rud
 `auto` (the default when stdin is not a terminal, like `dotnet watch --non-interactive`) restarts; `never` only
 reports. An app that exited or crashed is started again (a restart) on the next good save.
 
-Stopping: Ctrl-C, SIGTERM and SIGHUP (the terminal closed) all stop the same way, within 2 s: the session stops,
-then every process hotreload started is ended with its whole tree (`processes.stop_all`). A restart does the same
-before it execs, so nothing of the old process outlives it.
+Stopping: Ctrl-C, SIGTERM, SIGQUIT and SIGHUP (the terminal closed) all stop the same way, within 2 s: an app on
+the generic host (ASP.NET Core) first shuts down gracefully, then the session stops, then every process hotreload
+started is ended with its whole tree (`processes.stop_all`). A restart does the same before it execs, so nothing of
+the old process outlives it and the app's port is free before the new process binds it.
+
+The app's host and hotreload share one process and its signals. Once the runtime is up, .NET owns the signal
+handlers, and the host's console lifetime cancels SIGINT/SIGTERM/SIGQUIT to shut down gracefully, so Python would
+never hear them: `RuntimeSignals` registers hotreload with .NET's own PosixSignalRegistration, beside the host.
+To stop such an app (a restart, or `q`), hotreload sends the process SIGTERM, as `dotnet watch` and process
+managers stop theirs, and waits for the entry point to return.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ RESTART_COUNT_VARIABLE = "HOTRELOAD_RESTARTS"
 HELP = "keys: r restart the app (fresh process, state lost), q quit, h help; Ctrl-C quits"
 QUESTION = "restart the app now (fresh process, its state is lost)? [y]es / [n]o / [a]lways / ne[v]er"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+APP_STOP_GRACE = 1.5
+"""Seconds an app on the generic host gets to shut down gracefully (stop 2 s after Ctrl-C, all in)."""
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -67,6 +76,44 @@ def shut_down() -> None:
     sys.stderr.flush()
 
 
+class RuntimeSignals:
+    """Stop signals as .NET delivers them once it owns the handlers (see the module docstring).
+
+    `on_stop(name)` is called for SIGINT, SIGTERM, SIGQUIT and SIGHUP. While `expected` is set (hotreload sent the
+    signal itself, to stop the app's host), the signal is only the host's."""
+
+    def __init__(self, on_stop: Any) -> None:
+        self.on_stop = on_stop
+        self.expected = False
+        self.heard: str | None = None  # the stop signal .NET delivered, which the app's host heard too
+        self.registrations: list[Any] = []
+
+    def install(self) -> None:
+        from System import Action  # type: ignore[import-not-found]
+        from System.Runtime.InteropServices import (  # type: ignore[import-not-found]
+            PosixSignal,
+            PosixSignalContext,
+            PosixSignalRegistration,
+        )
+
+        self._handler = Action[PosixSignalContext](self._handle)  # kept: .NET holds only a weak link to Python
+        for sig in (PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGQUIT, PosixSignal.SIGHUP):
+            self.registrations.append(PosixSignalRegistration.Create(sig, self._handler))
+
+    def _handle(self, context: Any) -> None:
+        if self.expected:
+            context.Cancel = True  # ours: for the host to stop on, never a KeyboardInterrupt or a termination
+            return
+        self.heard = str(context.Signal)
+        with contextlib.suppress(Exception):  # a signal handler must not throw into .NET
+            self.on_stop(self.heard)
+
+    def close(self) -> None:
+        for registration in self.registrations:
+            registration.Dispose()
+        self.registrations.clear()
+
+
 @contextlib.contextmanager
 def _cbreak(stream: Any) -> Iterator[bool]:
     """Single keys without Enter on a terminal (Ctrl-C still interrupts); restored on the way out."""
@@ -98,6 +145,7 @@ class Console:
         self.policy = policy
         self.argv = argv
         self.stdin = stdin or sys.stdin
+        self.cwd = os.getcwd()  # the app runs in its project folder; a restart runs hotreload from here again
         self.interactive = bool(getattr(self.stdin, "isatty", lambda: False)())
         self.asking = False
         self.action: str | None = None  # "restart" or "quit", once decided
@@ -105,6 +153,11 @@ class Console:
         self.decided = threading.Event()
         session.outcome_listeners.append(self.on_outcome)
         session.exit_listeners.append(self.on_exit)
+        self.signals = RuntimeSignals(lambda name: self.decide("quit", name))
+
+    def started(self) -> None:
+        """Once the session has started the runtime: hear stop signals through .NET too."""
+        self.signals.install()
 
     # ---- events ----------------------------------------------------------------------------------
     def on_outcome(self, outcome: Outcome) -> None:
@@ -116,6 +169,8 @@ class Console:
             self.decide("restart", "the app had stopped; starting it again with the new build")
 
     def on_exit(self, exit: AppExit) -> None:
+        if self.action is not None:
+            return  # stopping or restarting: the app was stopped on purpose
         self.report.info("still watching: the next good save starts the app again"
                          + ("; r restarts it now" if self.interactive else ""), "waiting")
 
@@ -183,17 +238,33 @@ class Console:
             self.restart()
         ignore_stop_signals()
         self.report.info("stopping", "stopping")
+        self.stop_app()
         self.session.stop()
         shut_down()
         return self.action
+
+    def stop_app(self) -> None:
+        """An app on the generic host shuts down gracefully (in-flight requests end, the port is released): sent
+        SIGTERM unless a stop signal already reached it, and given APP_STOP_GRACE seconds. Other apps are stopped by
+        the process's exit or exec."""
+        app = self.session.app
+        if app is None or not app.running or not app.hosted:
+            return
+        if self.signals.heard not in ("SIGINT", "SIGTERM", "SIGQUIT"):  # its console lifetime has not heard one
+            self.signals.expected = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        if not app.join(APP_STOP_GRACE):
+            self.report.warn(f"the app did not shut down within {APP_STOP_GRACE} s; ending it", "app-stop-timeout")
 
     def restart(self) -> None:
         count = int(os.environ.get(RESTART_COUNT_VARIABLE, "0")) + 1
         self.report.warn(f"restarting ({self.reason}): a fresh process with the new build; the app's state is lost",
                          "restart", reason=self.reason, restart=count)
+        self.stop_app()
         self.session.stop()
         shut_down()  # nothing of this process may outlive the exec: no one would wait for it or stop it
         os.environ[RESTART_COUNT_VARIABLE] = str(count)
         for sig in STOP_SIGNALS:  # an ignored signal stays ignored across exec; the new process needs them all
             signal.signal(sig, signal.SIG_DFL)
+        os.chdir(self.cwd)
         os.execv(sys.executable, [sys.executable, "-m", "hotreload", *self.argv])

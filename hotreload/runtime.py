@@ -41,6 +41,55 @@ class RuntimeInfo:
     supported: bool
     capabilities: tuple[str, ...]
     dotnet_root: str
+    frameworks: tuple[tuple[str, str], ...] = ()
+    """The shared frameworks the runtime was started with: (name, folder), e.g. Microsoft.AspNetCore.App."""
+
+    def framework_names(self) -> set[str]:
+        return {name for name, _ in self.frameworks}
+
+
+def app_runtime_options(config: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The `runtimeOptions` of an app's own `*.runtimeconfig.json` when it names shared frameworks (a
+    framework-dependent app, as `dotnet run` runs it), else None (no file, or a self-contained app)."""
+    if config is None:
+        return None
+    try:
+        with open(config, encoding="utf-8-sig") as f:
+            options = json.load(f).get("runtimeOptions")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(options, dict) or not (options.get("framework") or options.get("frameworks")):
+        return None
+    return options
+
+
+def app_frameworks(config: str | os.PathLike[str] | None) -> list[tuple[str, str]]:
+    """(name, version) of each shared framework an app's runtimeconfig names."""
+    options = app_runtime_options(config) or {}
+    listed = options.get("frameworks") or [options.get("framework")]
+    return [(str(f["name"]), str(f.get("version", "0"))) for f in listed if isinstance(f, dict) and "name" in f]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(x) if x.isdigit() else 0 for x in version.split("-")[0].split("."))
+
+
+def framework_folder(root: str, name: str, version: str) -> str | None:
+    """The folder of the installed framework `name` that the host would roll forward to from `version`: the highest
+    installed release of the same major version at or above it (LatestPatch within the lowest such minor, as the
+    default Minor roll-forward picks)."""
+    base = os.path.join(root, "shared", name)
+    try:
+        installed = [v for v in os.listdir(base) if v.split(".")[0].isdigit()]
+    except OSError:
+        return None
+    want = _version_key(version)
+    fits = [v for v in installed if _version_key(v)[:1] == want[:1] and _version_key(v) >= want]
+    if not fits:
+        return None
+    lowest_minor = min(_version_key(v)[:2] for v in fits)
+    best = max((v for v in fits if _version_key(v)[:2] == lowest_minor), key=_version_key)
+    return os.path.join(base, best)
 
 
 def dotnet_root() -> str:
@@ -70,8 +119,13 @@ def _framework_version(root: str) -> str:
     return max(tens, key=lambda v: tuple(int(x) if x.isdigit() else 0 for x in v.split("-")[0].split(".")))
 
 
-def start_runtime() -> RuntimeInfo:
-    """Load CoreCLR once, with hot reload enabled, and report whether it can apply updates."""
+def start_runtime(app_config: str | os.PathLike[str] | None = None) -> RuntimeInfo:
+    """Load CoreCLR once, with hot reload enabled, and report whether it can apply updates.
+
+    With `app_config` (the app's own `*.runtimeconfig.json`), the runtime starts as `dotnet run` would start that
+    app: its shared frameworks (Microsoft.AspNetCore.App...), rolled forward by the host's rules, and its
+    configProperties (server GC...). Without it, or when the runtime is already up, Microsoft.NETCore.App alone;
+    `RuntimeInfo.frameworks` says which frameworks the running runtime has."""
     global _info, _runtime_files
     with _lock:
         if _info is not None:
@@ -79,20 +133,26 @@ def start_runtime() -> RuntimeInfo:
         os.environ["DOTNET_MODIFIABLE_ASSEMBLIES"] = "debug"
         os.environ.pop("DOTNET_HOTRELOAD_DISABLED", None)
         root = dotnet_root()
-        version = _framework_version(root)
+        options = app_runtime_options(app_config) or {
+            "tfm": "net10.0", "rollForward": "LatestPatch",
+            "framework": {"name": "Microsoft.NETCore.App", "version": _framework_version(root)}}
         # private: an unpredictable name, created exclusively (never through someone's symlink), mode 0600; the pid
         # in it lets a later hotreload remove it should this process die inside load (processes.sweep_stale)
         fd, config = tempfile.mkstemp(prefix=f"hotreload-{os.getpid()}-", suffix=".runtimeconfig.json")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump({"runtimeOptions": {"tfm": "net10.0", "rollForward": "LatestPatch", "framework": {
-                    "name": "Microsoft.NETCore.App", "version": version}}}, f)
+                json.dump({"runtimeOptions": options}, f)
             import pythonnet
 
             _runtime_files = os.path.join(os.environ.get("TMPDIR") or "/tmp", "")  # where CoreCLR puts them
             atexit.register(remove_runtime_files)
             processes.keep_runtime_files(_runtime_files)  # and if this process dies with no Python code run
-            pythonnet.load("coreclr", runtime_config=config, dotnet_root=root)
+            try:
+                pythonnet.load("coreclr", runtime_config=config, dotnet_root=root)
+            except Exception as exc:  # noqa: BLE001 - clr_loader raises plain exceptions for a missing framework
+                names = ", ".join(f"{n} {v}" for n, v in app_frameworks(config)) or "Microsoft.NETCore.App"
+                raise HostError(f"the .NET runtime could not start with {names} from {root} ({exc}); install the "
+                                "shared frameworks the app names (`dotnet --list-runtimes` shows what is there)") from None
         finally:  # read by hostfxr before the runtime starts; not needed once load returns, or if it failed
             os.unlink(config)
         import clr
@@ -102,10 +162,19 @@ def start_runtime() -> RuntimeInfo:
         get_caps = clr.GetClrType(MetadataUpdater).GetMethod(
             "GetCapabilities", BindingFlags.NonPublic | BindingFlags.Static)
         caps = str(get_caps.Invoke(None, None)) if get_caps is not None else ""
-        from System import Environment  # type: ignore[import-not-found]
+        from System import AppContext, Environment  # type: ignore[import-not-found]
 
-        _info = RuntimeInfo(str(Environment.Version), bool(MetadataUpdater.IsSupported), tuple(caps.split()), root)
+        deps = str(AppContext.GetData("APP_CONTEXT_DEPS_FILES") or "").split(";")
+        frameworks = tuple((os.path.basename(os.path.dirname(os.path.dirname(d))), os.path.dirname(d))
+                           for d in deps if d.endswith(".deps.json"))
+        _info = RuntimeInfo(str(Environment.Version), bool(MetadataUpdater.IsSupported), tuple(caps.split()), root,
+                            frameworks)
         return _info
+
+
+def running() -> bool:
+    """Whether this process has started its runtime."""
+    return _info is not None
 
 
 def remove_runtime_files() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
@@ -21,11 +22,12 @@ from .delta import Baseline, Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
 from .errors import HotReloadError
+from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .names import display_name
 from .pdb import Pdb
 from .report import Reporter
-from .runtime import start_runtime
+from .runtime import RuntimeInfo, app_frameworks, framework_folder, start_runtime
 from .traces import format_exception
 from .watch import SerialWorker, SourceWatcher
 
@@ -119,9 +121,12 @@ class Session:
 
     def __init__(self, project: str | Path, app_args: list[str] | None = None, reporter: Reporter | None = None,
                  run_entry_point: bool = False, watch: bool = False, warm_compiler: bool = True,
-                 stack_lines: str | None = None) -> None:
+                 stack_lines: str | None = None, launch_profile: str | None = None,
+                 launch_settings: bool = True) -> None:
         self.project = find_project(project)
         self.app_args = list(app_args or [])
+        self.launch_profile = launch_profile  # --launch-profile NAME
+        self.launch_settings = launch_settings  # False: --no-launch-profile
         self.report = reporter or Reporter()
         self.run_entry_point = run_entry_point
         self.stack_lines = stack_lines_mode(stack_lines)  # auto, on or off (--stack-lines, HOTRELOAD_STACK_LINES)
@@ -136,7 +141,10 @@ class Session:
         self.app_exit: AppExit | None = None
         self.outcome_listeners: list[Callable[[Outcome], None]] = []  # called on the rebuild thread
         self.exit_listeners: list[Callable[[AppExit], None]] = []  # called on the app's thread
+        self.start_listeners: list[Callable[[HostedApp], None]] = []  # loaded, entry point not yet run
+        self.stop_listeners: list[Callable[[], None]] = []  # called first in stop()
         self._worker: SerialWorker | None = None
+        self.launch: LaunchProfile | None = None
 
     # ---- start and stop ---------------------------------------------------------------------------
     def start(self) -> Self:
@@ -148,6 +156,8 @@ class Session:
             raise
 
     def _start(self) -> Self:
+        if self.run_entry_point and self.launch_settings:  # a bad settings file or profile name: said before building
+            self.launch = read_profile(self.project, self.launch_profile)
         sdk = check_sdk()
         self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})", "building", sdk=sdk,
                          project=str(self.project))
@@ -161,7 +171,13 @@ class Session:
             raise ProjectError(f"{dll.name} cannot be hot reloaded: {problem}")
         if self.compiler is not None:
             self.compiler.warm_up_in_background()
-        info = start_runtime()
+        if self.run_entry_point:
+            self._launch_as_dotnet_run()
+        config = dll.with_suffix(".runtimeconfig.json")
+        info = start_runtime(config)
+        if self.run_entry_point and self.launch is not None:
+            apply_environment(self.launch.variables())  # a runtime already up keeps its own copy of the environment
+        frameworks = self._framework_dirs(info, config)
         if not info.supported:
             raise ProjectError("the .NET runtime says hot reload is not supported here "
                                "(is a debugger attached, or DOTNET_HOTRELOAD_DISABLED set?)")
@@ -170,7 +186,7 @@ class Session:
         self.report.info(f"{dll.name} is editable (DebuggableAttribute: Default, DisableOptimizations); "
                          f"built in {_ms(result.seconds)}", "editable", dll=str(dll), ms=round(result.seconds * 1000))
         self.capabilities = list(info.capabilities)
-        self.app = HostedApp(str(dll))
+        self.app = HostedApp(str(dll), framework_dirs=frameworks)
         self.updater = Updater(self.app, Baseline(build, pdb), self.stack_lines)
         if self.updater.lines.status:
             self.report.info(self.updater.lines.status, "stack-lines", mode=self.stack_lines,
@@ -184,9 +200,38 @@ class Session:
             self._worker, self._watcher = worker, watcher
             self.report.info(f"watching {self.project.parent} (*.fs, *.fsi, *.fsproj)", "watching",
                              folder=str(self.project.parent))
+        for listener in self.start_listeners:
+            listener(self.app)
         if self.run_entry_point:
             self.app.start(self.app_args, self._on_exit)
         return self
+
+    def _launch_as_dotnet_run(self) -> None:
+        """Working directory, launch profile and arguments as `dotnet run` sets them (see hotreload.launch): set
+        just before the runtime starts, so neither the builds nor the compiler see the app's environment."""
+        if self.launch is not None:
+            apply_environment(self.launch.variables())
+            self.app_args = self.launch.args(self.app_args)
+            url = f", {self.launch.application_url}" if self.launch.application_url else ""
+            self.report.info(f"using launch settings from {self.launch.file} (profile {self.launch.name}{url})",
+                             "launch-profile", profile=self.launch.name, file=str(self.launch.file),
+                             url=self.launch.application_url)
+        os.chdir(self.project.parent)  # the app's working directory, and its content root
+
+    def _framework_dirs(self, info: RuntimeInfo, config: Path) -> list[str]:
+        """Folders of the shared frameworks the app names that the running runtime was not started with (a web app
+        in a process whose runtime was already up): their assemblies load into the app's context instead."""
+        folders = []
+        for name, version in app_frameworks(config):
+            if name in info.framework_names():
+                continue
+            folder = framework_folder(info.dotnet_root, name, version)
+            if folder is None:
+                raise ProjectError(f"{self.project.name} needs the shared framework {name} {version}, which is not "
+                                   f"installed under {info.dotnet_root}; install it (`dotnet --list-runtimes` shows "
+                                   "what is there)")
+            folders.append(folder)
+        return folders
 
     def _reload_quietly(self) -> None:
         self.reload()
@@ -209,6 +254,9 @@ class Session:
         self.report.info(f"{reason}: building with dotnet build", "fallback", reason=reason)
 
     def stop(self) -> None:
+        for listener in self.stop_listeners:
+            with contextlib.suppress(Exception):  # stopping goes on whatever a listener does
+                listener()
         if self._watcher is not None:
             self._watcher.stop()
         if self._worker is not None:
@@ -216,6 +264,8 @@ class Session:
         if self.compiler is not None:
             self.compiler.close()
         self.builder.close()  # a dotnet build still running (a fallback, or warm_compiler=False) ends with its tree
+        if self.app is not None:
+            self.app.close()
 
     def __enter__(self) -> Self:
         return self.start()
