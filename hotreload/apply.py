@@ -49,6 +49,7 @@ class Updater:
         self.lock = threading.Lock()
         self.failed: str | None = None
         self.handler_errors: list[str] = []
+        self._handler_cache: dict[str, list[Any]] = {}
         # hook (hotreload.lines): exceptions in updated code show the new file and line in their stack trace
         self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation, stack_lines)
 
@@ -106,11 +107,8 @@ class Updater:
         signature = Array[Type]([clr.GetClrType(Type).MakeArrayType()])
         corelib = clr.GetClrType(Object).Assembly.GetType("System.Reflection.Metadata.RuntimeTypeMetadataUpdateHandler")
         handlers = [corelib] if corelib is not None else []
-        handler_attr = "System.Reflection.Metadata.MetadataUpdateHandlerAttribute"
-        for asm in self.app.context.Assemblies:
-            for data in asm.GetCustomAttributesData():
-                if str(data.AttributeType.FullName) == handler_attr:
-                    handlers.append(data.ConstructorArguments[0].Value)
+        for asm, fixed in self._handler_assemblies():
+            handlers += [h for h in self._handlers_of(asm, fixed) if corelib is None or not h.Equals(corelib)]
         for name in ("ClearCache", "UpdateApplication"):
             for handler in handlers:
                 try:
@@ -120,6 +118,32 @@ class Updater:
                 except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                     errors.append(f"{handler.FullName}.{name} threw: {str(exc).splitlines()[0]}")
         return errors
+
+    def _handler_assemblies(self) -> list[tuple[Any, bool]]:
+        """Where MetadataUpdateHandlers may be: the framework (System.Text.Json, ASP.NET Core: the default context,
+        which a framework-dependent app's shared frameworks load into) first, then the app's own assemblies, so
+        caches below are cleared before the app's handlers run (as dotnet watch orders them)."""
+        from System.Runtime.Loader import AssemblyLoadContext  # type: ignore[import-not-found]
+
+        return [*((a, True) for a in AssemblyLoadContext.Default.Assemblies),
+                *((a, False) for a in self.app.context.Assemblies)]
+
+    def _handlers_of(self, asm: Any, fixed: bool) -> list[Any]:
+        """The handler types an assembly names in [assembly: MetadataUpdateHandler(typeof(T))]; read once for a
+        `fixed` (framework) assembly, every time for the app's, whose attributes an update may change."""
+        key = str(asm.FullName)
+        found = self._handler_cache.get(key) if fixed else None
+        if found is None:
+            found = []
+            try:
+                for data in asm.GetCustomAttributesData():
+                    if str(data.AttributeType.FullName) == "System.Reflection.Metadata.MetadataUpdateHandlerAttribute":
+                        found.append(data.ConstructorArguments[0].Value)
+            except Exception:  # noqa: BLE001 - an assembly whose attributes cannot be read has no handler for us
+                found = []
+            if fixed:
+                self._handler_cache[key] = found
+        return found
 
     def verify(self, delta: Delta) -> Verification:
         """Read back and JIT every updated method, and find every added member through reflection.

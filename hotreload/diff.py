@@ -310,11 +310,11 @@ class _Differ:
         new = self.new
         if _is_initializer(key):
             self.refuse(K.INITIALIZER, display_name(key),
-                        "initializers already ran and would not run again")
+                        "runs at startup: initializers already ran and would not run again")
         elif new.names.method_owner[nrid] in new.names.enclosing \
                 and new.names.method_owner[nrid] in self.initializer_types():
-            self.refuse(K.INITIALIZER, display_name(key), "a module-level value's initializer runs this code; "
-                        "initializers already ran and would not run again")
+            self.refuse(K.INITIALIZER, display_name(key), "runs at startup: a module-level value's initializer runs "
+                        "this code; initializers already ran and would not run again")
         elif ((int(T.MethodDef), nrid) in new.generic_params
               or self.is_generic_type(new, new.names.method_owner[nrid])) \
                 and not self.needs("GenericUpdateMethod", "editing generic code", display_name(key)):

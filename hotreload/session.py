@@ -28,6 +28,7 @@ from .names import display_name
 from .pdb import Pdb
 from .report import Reporter
 from .runtime import RuntimeInfo, app_frameworks, framework_folder, start_runtime
+from .startup import startup_only
 from .traces import format_exception
 from .watch import SerialWorker, SourceWatcher
 
@@ -44,8 +45,8 @@ class OutcomeKind(StrEnum):
 
 @dataclass
 class Outcome:
-    """What one save led to. `next_call` names applied methods that are running now (the entry point): their new
-    code runs only when they are called again, which for the entry point means a restart."""
+    """What one save led to. `next_call` names applied methods that run only at startup and have already run (the
+    entry point, and what only it calls once; see hotreload.startup): their new code runs after a restart."""
 
     kind: OutcomeKind
     generation: int = 0
@@ -439,22 +440,27 @@ class Session:
             checked += f", {len(verification.visible)} added member(s) visible through reflection"
         self.report.info(checked, "verified", il=len(verification.il_matches), jitted=len(verification.jitted),
                          visible=len(verification.visible))
-        next_call = self._running_now(delta)
+        next_call = self._startup_edits(delta, new_build)
         if next_call:
-            self.report.warn(f"{', '.join(next_call)} is running now: the new code runs only on its next call, which "
-                             "for the entry point means a restart (r restarts the app; its state is lost)",
-                             "next-call", methods=next_call)
+            self.report.warn(f"{', '.join(next_call)} runs at startup and has already run: restart to pick it up "
+                             "(r restarts the app; its state is lost)", "startup-code", methods=next_call)
         return self._record(Outcome(OutcomeKind.APPLIED, delta.generation, names, timings, verification=verification,
                                     next_call=next_call))
 
-    def _running_now(self, delta: Delta) -> list[str]:
-        """Updated methods that are on the app's stack and will not be called again: the entry point, while the
-        app runs (a `while true` loop in main keeps its old code)."""
-        if self.app is None or not self.app.running:
+    def _startup_edits(self, delta: Delta, build: Build) -> list[str]:
+        """Updated methods that run only while the app starts (hotreload.startup): the entry point and what only it
+        calls once. While the app runs they have already run and will not run again: the edit takes effect only
+        after a restart (a web app's routes and services, a console app's `main` loop)."""
+        if self.app is None or not self.app.running or self.app.assembly.EntryPoint is None:
             return []
-        entry = self.app.assembly.EntryPoint
-        token = int(entry.MetadataToken) if entry is not None else 0
-        return [display_name(key) for key, tok in delta.method_tokens.items() if tok == token]
+        running = int(self.app.assembly.EntryPoint.MetadataToken)
+        key = next((k for k, tok in self.updater.baseline.defs.items() if tok == running), None) \
+            if self.updater is not None else None
+        entry = build.methods.get(key) if key is not None else None
+        if entry is None:
+            return []
+        startup = startup_only(build, entry)
+        return [display_name(k) for k in delta.method_tokens if build.methods.get(k) in startup]
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)

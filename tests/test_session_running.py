@@ -1,6 +1,7 @@
-"""Edits to code that is running now: the entry point's loop keeps its old code. Such a save is applied and said
-(which method, that its new code runs on its next call, that a restart runs it), and under `--restart auto|ask` it
-counts as needing a restart; under `never` it is only reported."""
+"""Edits to code that runs only at startup: the entry point (its loop keeps its old code) and what only it calls
+once (a web app's route and service registration). Such a save is applied and said (which method, that it runs
+at startup, that a restart picks it up), and under `--restart auto|ask` it counts as needing a restart; under
+`never` it is only reported. Code that runs again (called from the loop, or also from elsewhere) is not."""
 
 from __future__ import annotations
 
@@ -21,12 +22,20 @@ APP = """module Demo.App
 
 let mutable stop = false
 let mutable loops = 0
+let mutable configured = 0
 let helper () = 1
 let requestStop () = stop <- true
+let register () = configured <- configured + 1
+let configure () = register ()
+let shared () = 2
+let alsoFromLoop () = shared ()
 
 [<EntryPoint>]
 let main _ =
+    configure ()
+    configured <- configured + shared ()
     while not stop do
+        loops <- loops + alsoFromLoop () - 2
         loops <- loops + helper ()
         System.Threading.Thread.Sleep 5
     0
@@ -68,8 +77,32 @@ def test_entry_point_edit_is_applied_and_said(running: tuple[Session, QuietRepor
     outcome = session.edit("App.fs", "System.Threading.Thread.Sleep 5", "System.Threading.Thread.Sleep 6")
     assert outcome.kind == OutcomeKind.APPLIED
     assert outcome.next_call == ["Demo.App.main"] and outcome.needs_restart
-    said = [line for line in reporter.lines if "running now" in line]
-    assert said and "Demo.App.main" in said[0] and "next call" in said[0] and "r restarts" in said[0], said
+    said = [line for line in reporter.lines if "runs at startup" in line]
+    assert said and "Demo.App.main" in said[0] and "restart to pick it up" in said[0] and "r restarts" in said[0], said
+
+
+@pytest.mark.parametrize(("old", "new", "method"), [
+    ("configured <- configured + 1", "configured <- configured + 10", "Demo.App.register"),  # main -> configure -> it
+    ("let configure () = register ()", "let configure () = register (); register ()", "Demo.App.configure"),
+])
+def test_edit_to_a_function_only_main_calls_once_is_said_to_run_at_startup(
+        running: tuple[Session, QuietReporter], old: str, new: str, method: str) -> None:
+    session, reporter = running
+    _wait_for_loops(session, 3)
+    outcome = session.edit("App.fs", old, new)
+    assert outcome.kind == OutcomeKind.APPLIED and outcome.next_call == [method] and outcome.needs_restart
+    assert session.call("Demo.App.get_configured") == 3  # applied, and nothing ran it: startup's value stays
+    assert any("runs at startup" in line and method in line for line in reporter.lines), reporter.lines[-3:]
+
+
+def test_function_main_calls_once_but_the_loop_also_calls_is_not_startup_code(
+        running: tuple[Session, QuietReporter]) -> None:
+    session, reporter = running
+    before = _wait_for_loops(session, 3)
+    outcome = session.edit("App.fs", "let shared () = 2", "let shared () = 1002")
+    assert outcome.kind == OutcomeKind.APPLIED and outcome.next_call == [] and not outcome.needs_restart
+    assert _wait_for_loops(session, before + 1000) > before  # the loop runs the new code
+    assert not any("runs at startup" in line for line in reporter.lines)
 
 
 def test_edit_called_from_the_loop_takes_effect_and_needs_no_restart(running: tuple[Session, QuietReporter]) -> None:
@@ -78,7 +111,7 @@ def test_edit_called_from_the_loop_takes_effect_and_needs_no_restart(running: tu
     outcome = session.edit("App.fs", "let helper () = 1", "let helper () = 1000")
     assert outcome.kind == OutcomeKind.APPLIED and outcome.next_call == [] and not outcome.needs_restart
     assert _wait_for_loops(session, before + 1000) > before  # main's loop calls the new helper
-    assert not any("running now" in line for line in reporter.lines)
+    assert not any("runs at startup" in line for line in reporter.lines)
 
 
 @pytest.mark.parametrize(("policy", "action", "asking"), [("auto", "restart", False), ("ask", None, True),
@@ -91,4 +124,4 @@ def test_restart_policy_treats_an_entry_point_edit_as_needing_a_restart(
     assert outcome.needs_restart
     assert (console.action, console.asking) == (action, asking)
     if policy != "auto":
-        assert any("running now, needs a restart" in line for line in reporter.lines), reporter.lines[-3:]
+        assert any("runs at startup, needs a restart" in line for line in reporter.lines), reporter.lines[-3:]
