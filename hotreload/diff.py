@@ -359,6 +359,8 @@ class _Differ:
             elif target in ("Property", "Event"):
                 if key not in old_other and ident not in old.properties and ident not in old.events:
                     continue  # an added property or event: added with its attributes (or refused as such)
+                if key not in new_other and ident not in new.properties and ident not in new.events:
+                    continue  # a removed one (a type no longer used, say): goes with its accessors, or is refused so
                 self.refuse(K.ATTRIBUTE_TARGET, ident.split("|")[0].replace("::", "."),
                             f"attributes on the {target.lower()} changed", _ATTRIBUTE_HINT)
             else:

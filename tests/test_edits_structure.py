@@ -240,3 +240,16 @@ def test_line_shift_only_edit_updates_stack_trace_lines(fsharp_project: Any) -> 
     assert outcome.kind == OutcomeKind.NO_CHANGE and "line numbers updated" in outcome.message, outcome.message
     assert thrown_at().endswith("Lib.fs:line 8")
     assert p.session.generation == 2
+
+
+def test_a_type_no_longer_used_goes_quietly_with_its_properties(fsharp_project: Any) -> None:
+    """An anonymous record replaced by a named one (found serving JSON from a web app): the anonymous type and its
+    properties are no longer in the build; that is no attribute change of a running property."""
+    base = BASE + "let status () : obj = box {| healthy = true |}\nlet describe () = string (status ())\n"
+    p = fsharp_project({"Lib.fs": base})
+    assert "true" in str(p.call("Demo.Lib.describe"))
+    outcome = p.edit("Lib.fs", base.replace("let status () : obj = box {| healthy = true |}",
+                                            "type Status = { Healthy: bool; Version: string }\n"
+                                            "let status () : obj = box { Healthy = true; Version = \"2\" }"))
+    assert outcome.kind == OutcomeKind.APPLIED
+    assert 'Version = "2"' in str(p.call("Demo.Lib.describe"))
