@@ -26,20 +26,41 @@ nothing here depends on hotreload's internals.
 Every watcher runs in its own process group, killed as a whole on exit (also on errors and Ctrl-C); a final
 `ps` check reports (and kills) anything of ours still running.
 
+Web mode (`--web`): edit-to-first-HTTP-response latency on ASP.NET Core apps. The same three tools serve the
+same minimal API (`/`, `/count`, `/items`, `/page`; the handlers are plain functions in Handlers.fs / Handlers.cs):
+
+- `hotreload`: `hotreload watch` on a copy of benchmarks/apps/FsWebApp (the handler shape of tests/web_app);
+- `dotnet_watch_fsharp`: `dotnet watch` on the same copy (it rebuilds and restarts the app: /count starts again);
+- `dotnet_watch_csharp`: `dotnet watch` on benchmarks/apps/CsWebApp, the same app in C#, hot reloaded.
+
+Each tool serves on its own free port on 127.0.0.1 (`--urls` for the app and ASPNETCORE_URLS; dotnet watch with
+`--non-interactive`, no browser launch, no browser refresh, restart on rude edits). Every edit rewrites the string
+the `/` handler returns, alternating between two bodies ("Hello A from F#", "Hello B from F#"; C# for C#), with a
+plain write; from right after the write and close, `/` is polled every 20 ms on a keep-alive connection (reconnected
+after an error, as while dotnet watch restarts the app) until a 200 response's body is exactly the new text: the
+latency is that response's arrival. No such response within 60 s is a failed edit. Each tool's first edit is a
+warm-up (hotreload's first save may wait for its compiler's warm-up, begun at start; dotnet watch's first edit is
+cold too): recorded in the JSON, kept out of the percentiles. After each edit the tool settles as in console mode (hotreload's "applied
+generation", dotnet watch's "Waiting for changes" after a restart, "changes applied" after a C# delta), `/count`
+is read (a count that fell back says the app restarted: state lost), then 0.5 s pass.
+
     .venv/bin/python benchmarks/latency.py --json benchmarks/out/latency.json [--runs 10] [--plot latency.png]
     .venv/bin/python benchmarks/latency.py --json out.json --runs 3 --tools hotreload      # CI: a quick subset
+    .venv/bin/python benchmarks/latency.py --web --runs 10 [--json web.json] [--plot web.png]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import http.client
 import importlib.util
 import json
 import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -120,13 +141,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 class Watcher:
     """A watcher subprocess in its own process group, its stdout lines timestamped on arrival by a thread."""
 
-    def __init__(self, tool: Tool, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, tool: Tool | WebTool, workdir: Path, env: dict[str, str], argv: list[str] | None = None) -> None:
         self.tool = tool
         self.workdir = workdir
         self.lines: list[tuple[float, str]] = []
         self.changed = threading.Condition()
         self.done = False
-        self.proc = subprocess.Popen(tool.command(workdir / tool.project), cwd=workdir, env=env,
+        if argv is None:  # a console tool's command needs only the project; a web tool's is built by the caller
+            assert isinstance(tool, Tool)
+            argv = tool.command(workdir / tool.project)
+        self.proc = subprocess.Popen(argv, cwd=workdir, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.pgid = self.proc.pid  # start_new_session: the child leads its own session and group
@@ -197,7 +221,7 @@ class Result:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-def environment(tool: Tool) -> dict[str, str]:
+def environment(tool: Tool | WebTool) -> dict[str, str]:
     """The caller's environment, quiet; dotnet watch must set DOTNET_MODIFIABLE_ASSEMBLIES itself."""
     env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1", PYTHONUNBUFFERED="1")
     if tool.dotnet_watch:
@@ -353,7 +377,7 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def summarize(tools: Sequence[Tool], runs: int, results: dict[str, Result],
+def summarize(tools: Sequence[Tool | WebTool], runs: int, results: dict[str, Result],
               outputs: dict[str, list[str]]) -> dict[str, Any]:
     """The JSON document: percentiles per tool, hotreload's stage medians, raw samples and failures."""
     doc: dict[str, Any] = {}
@@ -379,7 +403,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def print_table(tools: Sequence[Tool], results: dict[str, Result]) -> None:
+def print_table(tools: Sequence[Tool | WebTool], results: dict[str, Result]) -> None:
     head = f"{'tool':<22} {'n':>3} {'fail':>4} {'p50':>8} {'p90':>8} {'min':>8} {'max':>8}"
     print(head)
     print("-" * len(head))
@@ -391,7 +415,8 @@ def print_table(tools: Sequence[Tool], results: dict[str, Result]) -> None:
         print(f"{tool.name:<22} {len(r.samples):>3} {r.failures:>4} {shown}")
 
 
-def plot(tools: Sequence[Tool], results: dict[str, Result], path: Path, title: str) -> None:
+def plot(tools: Sequence[Tool | WebTool], results: dict[str, Result], path: Path, title: str,
+         ylabel: str = "save to first new output line (s, log)") -> None:
     """Box plot plus every sample per tool on a log scale (the tools differ by orders of magnitude)."""
     import matplotlib
 
@@ -416,12 +441,296 @@ def plot(tools: Sequence[Tool], results: dict[str, Result], path: Path, title: s
     ax.set_yscale("log")
     if not any(data):
         ax.set_ylim(0.01, 100)  # nothing measured: an empty log axis still needs limits
-    ax.set_ylabel("save to first new output line (s, log)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ---- web mode: save -> first HTTP response with the new body -----------------------------------------------------
+
+POLL_S = 0.02  # how often the endpoint is polled after a save
+HTTP_TIMEOUT_S = 2.0  # one request
+WEB_BODIES = ("Hello A from {lang}", "Hello B from {lang}")  # edits alternate between these two
+
+
+@dataclass(frozen=True)
+class WebTool:
+    """One watcher serving a web app: the string its `/` handler returns (`literal`) is what every edit rewrites."""
+
+    name: str
+    label: str
+    app: Path
+    project: str
+    source: str  # the file edited: the handlers
+    literal: str  # the string `/` returns before any edit
+    lang: str  # "F#" or "C#", in the edited bodies
+    ready: str  # the watcher's own "watching" line; a 200 from `/` with `literal` is awaited too
+    settled: str | None  # a line expected after each edit before the next one, if any
+    command: Callable[[Path, str], list[str]]  # (project, url) -> argv
+    dotnet_watch: bool
+
+    def body(self, k: int) -> str:
+        """The text `/` returns after edit k (k = 0 is the warm-up): A, B, A, ... so each differs from the last."""
+        return WEB_BODIES[k % 2].format(lang=self.lang)
+
+
+def _hotreload_web_command(project: Path, url: str) -> list[str]:
+    return [sys.executable, "-m", "hotreload", "watch", str(project), "--no-launch-profile", "--", "--urls", url]
+
+
+def _dotnet_watch_web_command(project: Path, url: str) -> list[str]:
+    return ["dotnet", "watch", "run", "--project", str(project), "--non-interactive", "--", "--urls", url]
+
+
+APPS = REPO / "benchmarks" / "apps"
+WEB_TOOLS = {t.name: t for t in (
+    WebTool("hotreload", "hotreload watch (F#)", APPS / "FsWebApp", "FsWebApp.fsproj", "Handlers.fs",
+            "Hello from F#", "F#", "[hotreload] watching", "[hotreload] applied generation", _hotreload_web_command,
+            dotnet_watch=False),
+    WebTool("dotnet_watch_fsharp", "dotnet watch (F#)", APPS / "FsWebApp", "FsWebApp.fsproj", "Handlers.fs",
+            "Hello from F#", "F#", "Waiting for changes", "Waiting for changes", _dotnet_watch_web_command,
+            dotnet_watch=True),
+    WebTool("dotnet_watch_csharp", "dotnet watch (C#)", APPS / "CsWebApp", "CsWebApp.csproj", "Handlers.cs",
+            "Hello from C#", "C#", "Waiting for changes", "changes applied", _dotnet_watch_web_command,
+            dotnet_watch=True),
+)}
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS's choice); each tool gets its own."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Probe:
+    """GET requests on one keep-alive connection, reconnected after any error (a restarting app refuses them)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+
+    def get(self, path: str) -> tuple[int, str] | None:
+        """(status, body), or None when the request failed (refused, reset, timed out)."""
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT_S)
+            self.conn.request("GET", path)
+            response = self.conn.getresponse()
+            body = response.read().decode("utf-8", "replace")
+            if response.will_close:
+                self.close()
+            return response.status, body
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def web_environment(tool: WebTool, url: str) -> dict[str, str]:
+    """As in console mode, plus the URL, and dotnet watch kept from browsers and from asking about rude edits."""
+    env = environment(tool)
+    env["ASPNETCORE_URLS"] = url
+    if tool.dotnet_watch:
+        env.update(DOTNET_WATCH_SUPPRESS_LAUNCH_BROWSER="1", DOTNET_WATCH_SUPPRESS_BROWSER_REFRESH="1",
+                   DOTNET_WATCH_RESTART_ON_RUDE_EDIT="1")
+    return env
+
+
+def copy_web_app(tool: WebTool, root: Path) -> Path:
+    dest = root / tool.name
+    shutil.copytree(tool.app, dest, ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
+    if (dest / tool.source).read_text().count(f'"{tool.literal}"') != 1:
+        raise SystemExit(f"{tool.app / tool.source} does not return \"{tool.literal}\" exactly once")
+    return dest
+
+
+def wait_serving(watcher: Watcher, probe: Probe, body: str, timeout: float) -> bool:
+    """Poll until `/` answers 200 with `body` (bounded); False on timeout or when the watcher exited."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline and watcher.proc.poll() is None:
+        got = probe.get("/")
+        if got == (200, body):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_web_ready(watcher: Watcher, probe: Probe) -> bool:
+    """The watcher's "watching" line seen, and `/` serving the original text."""
+    tool = watcher.tool
+    assert isinstance(tool, WebTool)
+    if (watcher.wait_for(lambda line: tool.ready in line, 0, START_TIMEOUT_S) is None
+            or not wait_serving(watcher, probe, tool.literal, START_TIMEOUT_S)):
+        print(f"{tool.name}: not serving {tool.literal!r} after {START_TIMEOUT_S:.0f} s (or it exited); last lines:\n"
+              f"{watcher.tail()}", file=sys.stderr)
+        return False
+    return True
+
+
+def read_count(probe: Probe) -> int | None:
+    """The number `/count` answers (it counts its own requests in memory: it falls back when the app restarts)."""
+    got = probe.get("/count")
+    if got is None or got[0] != 200:
+        return None
+    match = re.search(r"(\d+)", got[1])
+    return int(match.group(1)) if match else None
+
+
+def web_edit_once(watcher: Watcher, probe: Probe, current: str, k: int) -> dict[str, Any]:
+    """Save edit k (the `/` handler's string `current` -> the k-th body) and time it to the first 200 response with
+    the new body; then let the tool settle and read `/count`."""
+    tool = watcher.tool
+    assert isinstance(tool, WebTool)
+    new = tool.body(k)
+    path = watcher.workdir / tool.source
+    text = path.read_text(encoding="utf-8")
+    if text.count(f'"{current}"') != 1:
+        raise RuntimeError(f"{path}: \"{current}\" is not in it exactly once")
+    start = watcher.mark()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text.replace(f'"{current}"', f'"{new}"'))
+    saved = time.perf_counter()
+    deadline = saved + EDIT_TIMEOUT_S
+    record: dict[str, Any] = {"edit": k, "body": new, "latency_s": None, "polls": 0, "errors": 0}
+    next_poll = saved
+    while True:
+        got = probe.get("/")
+        now = time.perf_counter()
+        record["polls"] += 1
+        if got is None or got[0] != 200:
+            record["errors"] += 1  # refused while restarting, or a non-200: polled again, not a failure
+        elif got[1] == new:
+            record["latency_s"] = round(now - saved, 4)
+            break
+        if now >= deadline or watcher.proc.poll() is not None:
+            reason = ("the watcher exited" if watcher.proc.poll() is not None
+                      else f"no {new!r} from / in {EDIT_TIMEOUT_S:.0f} s")
+            record["error"] = reason
+            print(f"  {tool.name} edit {k}: FAILED ({reason}); last lines:\n{watcher.tail()}", file=sys.stderr)
+            return record
+        next_poll += POLL_S
+        time.sleep(max(0.0, next_poll - time.perf_counter()))
+    settled = tool.settled
+    if settled and watcher.wait_for(lambda line: settled in line, start, EDIT_TIMEOUT_S) is None:
+        print(f"  {tool.name} edit {k}: no {settled!r} line after the edit", file=sys.stderr)
+    record["count"] = read_count(probe)
+    time.sleep(SETTLE_S)
+    return record
+
+
+def run_web(tools: Sequence[WebTool], runs: int, root: Path) -> tuple[dict[str, Result], dict[str, list[str]],
+                                                                       dict[str, dict[str, Any]]]:
+    """Start every watcher on its own port, a warm-up edit each, then `runs` edits round-robin. Returns the results,
+    every tool's output lines, and per tool its URL, warm-up and whether /count kept counting."""
+    results = {t.name: Result() for t in tools}
+    extra: dict[str, dict[str, Any]] = {}
+    watchers: list[Watcher] = []
+    probes: dict[str, Probe] = {}
+    outputs: dict[str, list[str]] = {}
+    try:
+        for tool in tools:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            workdir = copy_web_app(tool, root)
+            watchers.append(Watcher(tool, workdir, web_environment(tool, url),
+                                    tool.command(workdir / tool.project, url)))
+            probes[tool.name] = Probe(port)
+            extra[tool.name] = {"url": url, "warmup": None, "counts": [], "restarts_seen": 0}
+        print(f"started {', '.join(t.name for t in tools)}; waiting for first builds and responses...", flush=True)
+        live = [w for w in watchers if wait_web_ready(w, probes[w.tool.name])]
+        for w in watchers:
+            if w not in live:
+                results[w.tool.name].failures = runs
+        current = {w.tool.name: w.tool.literal for w in live if isinstance(w.tool, WebTool)}
+        last_count = {w.tool.name: read_count(probes[w.tool.name]) for w in live}
+        time.sleep(1.0)  # let the last one to get ready finish its start-up work before timing anything
+        for k in range(runs + 1):  # edit 0: the warm-up
+            for w in live:
+                name = w.tool.name
+                record = web_edit_once(w, probes[name], current[name], k)
+                current[name] = record["body"]  # what the file holds now, served or not
+                info = extra[name]
+                count, before = record.get("count"), last_count[name]
+                if count is not None and before is not None and count <= before:
+                    info["restarts_seen"] += 1  # the in-memory counter started again: a new process, state lost
+                    record["state_lost"] = True
+                last_count[name] = count
+                info["counts"].append(count)
+                result = results[name]
+                if k == 0:
+                    info["warmup"] = record
+                else:
+                    result.edits.append(record)
+                    if record["latency_s"] is None:
+                        result.failures += 1
+                    else:
+                        result.samples.append(record["latency_s"])
+                shown = "FAILED" if record["latency_s"] is None else f"{record['latency_s']:.3f} s"
+                which = "warm-up" if k == 0 else f"edit {k}/{runs}"
+                print(f"  {which:<10} {name:<20} {shown:>9}  (/count {count}"
+                      f"{', state lost' if record.get('state_lost') else ''})", flush=True)
+    finally:
+        for probe in probes.values():
+            probe.close()
+        for w in watchers:
+            w.stop()
+        for w in watchers:
+            outputs[w.tool.name] = w.texts()
+        leftovers(root, [w.pgid for w in watchers])
+    return results, outputs, extra
+
+
+def main_web(args: argparse.Namespace, names: list[str]) -> int:
+    """`--web`: the three tools on web apps; table, JSON and plot as in console mode."""
+    tools = [WEB_TOOLS[n] for n in names]
+    plot_path = args.plot or (args.json.with_name("latency_web.png") if args.json else None)
+    print(f"web mode: {args.runs} edit(s) per tool after a warm-up, round-robin; / polled every "
+          f"{POLL_S * 1000:.0f} ms", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="hotreload-latency-web-") as tmp:
+            results, outputs, extra = run_web(tools, args.runs, Path(tmp))
+    except KeyboardInterrupt:
+        print("interrupted; watchers stopped", file=sys.stderr)
+        return 130
+    doc = summarize(tools, args.runs, results, outputs)
+    doc.pop("interval_ms", None)  # console mode's tick; here the endpoint is polled
+    machine_info = doc.pop("machine")
+    doc.update({"mode": "web", "poll_ms": round(POLL_S * 1000), "edit": "the string the / handler returns",
+                "bodies": {t.name: [t.body(0), t.body(1)] for t in tools}, "web": extra, "machine": machine_info})
+    print()
+    print_table(tools, results)
+    if "hotreload" in results:
+        print("hotreload stage medians: " + ", ".join(
+            f"{s} {'-' if doc[f'{s}_s'] is None else format(doc[f'{s}_s'], '.3f') + ' s'}" for s in STAGES))
+    for name, ev in doc["dotnet_watch"].items():
+        costs = [f"rebuild median {ev['rebuild_s']} s" if ev["rebuild_s"] is not None else "",
+                 f"delta median {ev['delta_applied_s']} s" if ev["delta_applied_s"] is not None else ""]
+        print(f"{name}: {ev['hot_reload_applied']} hot reload(s) applied, {ev['restarted']} restart(s)"
+              + "".join(f"; {c}" for c in costs if c) + " (as dotnet watch reports them)")
+    for name, info in extra.items():
+        kept = "state kept" if not info["restarts_seen"] else f"state lost {info['restarts_seen']} time(s)"
+        print(f"{name}: /count after each edit {info['counts']} ({kept})")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    if plot_path:
+        title = (f"save to first HTTP response with the new body, {args.runs} edits per tool "
+                 f"({doc['machine']['cpu_count']} CPUs, .NET SDK {doc['machine']['dotnet_version']})")
+        try:
+            plot(tools, results, plot_path, title, ylabel="save to first new HTTP response (s, log)")
+            print(f"wrote {plot_path}")
+        except ImportError:
+            print("matplotlib is not installed: no plot", file=sys.stderr)
+    return 1 if any(not r.samples for r in results.values()) else 0
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -431,11 +740,15 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument("--json", type=Path, help="where to write the results (required but for --web)")
     parser.add_argument("--runs", type=int, default=10, help="edits per tool (default 10)")
     parser.add_argument("--plot", type=Path, help="PNG plot of the distributions (default: latency.png next to --json)")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"comma list of {', '.join(TOOLS)} (default all)")
+    parser.add_argument("--web", action="store_true",
+                        help="web mode: ASP.NET Core apps, save to the first HTTP response with the new body")
     args = parser.parse_args(argv)
+    if args.json is None and not args.web:
+        parser.error("the following arguments are required: --json")
     names = [n.strip() for n in args.tools.split(",") if n.strip()]
     unknown = [n for n in names if n not in TOOLS]
     if unknown or not names:
@@ -444,10 +757,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
     if "hotreload" in names and importlib.util.find_spec("hotreload") is None:
         parser.error(f"hotreload is not importable by {sys.executable}; run this with the project's venv python")
+    signal.signal(signal.SIGTERM, _interrupt)
+    if args.web:
+        return main_web(args, names)
     tools = [TOOLS[n] for n in names]
     plot_path = args.plot or args.json.with_name("latency.png")
-
-    signal.signal(signal.SIGTERM, _interrupt)
     print(f"{args.runs} edit(s) per tool, round-robin; app ticks every {INTERVAL_MS} ms", flush=True)
     try:
         with tempfile.TemporaryDirectory(prefix="hotreload-latency-") as tmp:
