@@ -13,6 +13,7 @@ from .report import JsonReporter, Reporter
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from .browser import attach as browser_refresh
     from .console import Console, ignore_stop_signals, shut_down, stop_on_signals
     from .session import Session
 
@@ -28,6 +29,8 @@ def _watch(args: argparse.Namespace) -> int:
             session = Session(args.project, app_args=args.app_args, reporter=reporter, run_entry_point=True,
                               watch=True, stack_lines=args.stack_lines, launch_profile=args.launch_profile,
                               launch_settings=not args.no_launch_profile)
+            if not args.no_browser_refresh:  # an ASP.NET Core app in Development: open pages follow updates
+                browser_refresh(session, reporter)
             console = Console(session, reporter, policy, args.argv)
             session.start()
             console.started()
@@ -85,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                             "where a test pinned the native update count hotreload resets), on (any runtime), off "
                             "(never write runtime state). hotreload's crash reports show file:line in every mode. "
                             "Also HOTRELOAD_STACK_LINES")
+    watch.add_argument("--no-browser-refresh", action="store_true",
+                       help="ASP.NET Core apps in Development: do not inject the script that reloads open pages after "
+                            "each update or restart (and swaps stylesheets saved under wwwroot)")
     profile = watch.add_mutually_exclusive_group()
     profile.add_argument("--launch-profile", metavar="NAME",
                          help="the profile of Properties/launchSettings.json to run with, as `dotnet run "
