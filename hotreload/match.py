@@ -21,12 +21,15 @@ from .refusal import Refusal, RefusalKind
 
 # `-hrN`: the name an added entity got because a running one held its line-based name (see `_resolve`)
 _LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?$")
-_LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?|at line \d+")
+# `Pipe #N ... at line L`: N counts the pipes of the function, so a pipe added above renumbers those below, as a
+# line added above renumbers lines: both are positions, blanked alike
+_LINE_NUMBERS = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?|at line \d+|Pipe #\d+")
+_BLANKED = {"@": "@#", "a": "at line #", "P": "Pipe #"}
 
 
 def line_free(text: str) -> str:
-    """`text` with every source-line number of compiler-generated names blanked out."""
-    return _LINE_NUMBERS.sub(lambda m: "@#" if m.group(0)[0] == "@" else "at line #", text)
+    """`text` with every source position (line numbers, pipe ordinals) in compiler-generated names blanked out."""
+    return _LINE_NUMBERS.sub(lambda m: _BLANKED[m.group(0)[0]], text)
 
 
 def is_line_named(name: str) -> bool:

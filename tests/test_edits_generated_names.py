@@ -99,3 +99,37 @@ def test_an_ambiguous_closure_never_takes_the_name_of_another_running_one(fsharp
     outcome = p.refuse("Lib.fs", nested)  # a second delay closure added and the first edited: ambiguous, nothing else
     assert {str(r.kind) for r in outcome.refusals} == {str(RefusalKind.AMBIGUOUS)}, [str(r) for r in outcome.refusals]
     assert p.call("Demo.Amb3.m") == 5
+
+
+ROUTES = """module Demo.Routes
+
+open System
+
+let hello () = "hello"
+let count () = "count"
+let items () = "items"
+let mutable table : (string * Func<string>) list = []
+let add (path: string) (f: Func<string>) = table <- table @ [ path, f ]
+
+let register () =
+    Func<string>(fun () -> hello ()) |> add "/"
+    Func<string>(fun () -> count ()) |> add "/count"
+    Func<string>(fun () -> items ()) |> add "/items"
+
+let call (path: string) = (table |> List.find (fun (p, _) -> p = path) |> snd).Invoke()
+"""
+
+
+def test_a_pipe_added_above_live_delegates_keeps_each_running_closure_its_code(fsharp_project: Any) -> None:
+    """F# names a pipe's input closure `Pipe #N input at line L`: N counts the pipes in the function, so a pipe added
+    above renumbers the ones below like lines do (found on a web app: a line added to `main` made the running
+    /count route run the / route's code). Closures that only moved keep their code."""
+    p = fsharp_project({"Lib.fs": ROUTES}, name="Routes")
+    p.call("Demo.Routes.register")  # the delegates are alive, as a web app's routes are
+    assert [p.call("Demo.Routes.call", path) for path in ("/", "/count", "/items")] == ["hello", "count", "items"]
+    p.edit("Lib.fs", ROUTES.replace("let register () =\n", "let register () =\n    0 |> ignore\n"))
+    assert [p.call("Demo.Routes.call", path) for path in ("/", "/count", "/items")] == ["hello", "count", "items"]
+    # and a moved closure whose body also changed is still paired with its own running one
+    p.edit("Lib.fs", ROUTES.replace("let register () =\n", "let register () =\n    0 |> ignore\n    1 |> ignore\n")
+           .replace("fun () -> count ()", "fun () -> count () + \"!\""))
+    assert [p.call("Demo.Routes.call", path) for path in ("/", "/count", "/items")] == ["hello", "count!", "items"]
