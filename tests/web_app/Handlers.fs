@@ -16,6 +16,9 @@ let count () =
 
 let items () : Item list = [ { Id = 1; Name = "apple" }; { Id = 2; Name = "pear" } ]
 
+/// Whatever /status returns is serialized as JSON: an edit may return a new type.
+let status () : obj = box {| healthy = true |}
+
 let page () =
     "<!DOCTYPE html>\n<html><head><title>WebApp</title><link rel=\"stylesheet\" href=\"/site.css\"></head>"
     + "<body><h1 id=\"title\">Welcome</h1><p>served by F#</p></body></html>"

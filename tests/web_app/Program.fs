@@ -13,6 +13,7 @@ let main args =
     app.MapGet("/", Func<string>(fun () -> Handlers.hello ())) |> ignore
     app.MapGet("/count", Func<string>(fun () -> Handlers.count ())) |> ignore
     app.MapGet("/items", Func<IResult>(fun () -> Results.Json(Handlers.items ()))) |> ignore
+    app.MapGet("/status", Func<IResult>(fun () -> Results.Json(Handlers.status ()))) |> ignore
     app.MapGet("/page", Func<IResult>(fun () -> Results.Content(Handlers.page (), "text/html"))) |> ignore
     app.Run()
     0
