@@ -8,6 +8,7 @@ capabilities, or what would leave running state inconsistent) become `Refusal`s 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
@@ -15,7 +16,8 @@ from typing import cast
 from .incremental import changed_bodies, moved_candidates, same_structure
 from .indexed import Build
 from .match import is_line_named, match_builds
-from .metadata.schema import T
+from .metadata.il import instructions
+from .metadata.schema import T, split_token
 from .names import display_name
 from .pdb import Pdb
 from .refusal import Refusal
@@ -108,6 +110,7 @@ class _Differ:
         self.caps = set(capabilities) if capabilities is not None else None
         self.result = Diff(new=new)
         self._initializer_types: set[int] | None = None
+        self._delegate_targets: set[int] | None = None
 
     def refuse(self, kind: K, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
         self.result.refusals.append(Refusal(kind, member, detail, hint))
@@ -298,12 +301,28 @@ class _Differ:
                     and names.method_owner[rid] not in generated
                     and _is_initializer(names.key(T.MethodDef, rid))]
             found: set[int] = set()
+            targets: set[int] = set()
             while todo:
-                for rid in self.new.referenced_types(todo.pop()) & generated - found:
+                method = todo.pop()
+                targets |= self._address_taken(method)
+                for rid in self.new.referenced_types(method) & generated - found:
                     found.add(rid)
                     todo += list(self.new.methods_of(rid))
             self._initializer_types = found
+            self._delegate_targets = targets
         return self._initializer_types
+
+    def _address_taken(self, rid: int) -> set[int]:
+        """Methods whose address the body of `rid` takes (ldftn, ldvirtftn): a delegate made of them."""
+        body = self.new.body(rid)
+        out: set[int] = set()
+        if body is not None:
+            for ins in instructions(body.code):
+                if ins.opcode in (0xFE06, 0xFE07):
+                    table, row = split_token(struct.unpack_from("<I", body.code, ins.operand_offset)[0])
+                    if table == T.MethodDef:
+                        out.add(row)
+        return out
 
     def body_changed(self, key: str, orid: int, nrid: int) -> None:
         """A method's code changed: an update, unless the runtime cannot take it."""
@@ -312,7 +331,8 @@ class _Differ:
             self.refuse(K.INITIALIZER, display_name(key),
                         "runs at startup: initializers already ran and would not run again")
         elif new.names.method_owner[nrid] in new.names.enclosing \
-                and new.names.method_owner[nrid] in self.initializer_types():
+                and new.names.method_owner[nrid] in self.initializer_types() \
+                and nrid not in (self._delegate_targets or set()):  # a delegate's code runs when it is invoked
             self.refuse(K.INITIALIZER, display_name(key), "runs at startup: a module-level value's initializer runs "
                         "this code; initializers already ran and would not run again")
         elif ((int(T.MethodDef), nrid) in new.generic_params

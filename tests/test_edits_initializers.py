@@ -39,3 +39,30 @@ def test_a_closure_only_an_initializer_runs_is_refused_like_the_initializer(fsha
     # a function's closure is edited as ever, also with an initializer's closure just above it
     p.edit("Lib.fs", BASE.replace("q * x", "q * x + 1"))
     assert p.call("Demo.Values.scaled", 2) == 15
+
+
+TABLE = """module Demo.Table
+
+open System
+
+let routes : (string * Func<string>) list =
+    [ "/", Func<string>(fun () -> "hello")
+      "/count", Func<string>(fun () -> "count") ]
+let once = [1; 2; 3] |> List.map (fun q -> q + 1) |> List.sum
+let call (path: string) = (routes |> List.find (fun (p, _) -> p = path) |> snd).Invoke()
+"""
+
+
+def test_a_delegate_an_initializer_makes_runs_the_new_code_when_invoked(fsharp_project: Any) -> None:
+    """A top-level F# web app (no [<EntryPoint>]: `app.MapGet("/", Func<string>(fun () -> ...))` at module level)
+    registers delegates in its initializer; they run on every request, so editing one applies (found on a top-level
+    minimal API: every handler edit was refused as initializer code). A lambda the initializer only runs once, with
+    no delegate made of it, is still refused."""
+    p = fsharp_project({"Lib.fs": TABLE}, name="Table")
+    assert [p.call("Demo.Table.call", r) for r in ("/", "/count")] == ["hello", "count"]
+    outcome = p.edit("Lib.fs", TABLE.replace('fun () -> "count"', 'fun () -> "count, edited"'))
+    assert [p.call("Demo.Table.call", r) for r in ("/", "/count")] == ["hello", "count, edited"]
+    assert outcome.methods and all("Invoke" in m for m in outcome.methods)
+    refused = p.refuse("Lib.fs", TABLE.replace('fun () -> "count"', 'fun () -> "count, edited"')
+                       .replace("q + 1", "q + 2"))
+    assert RefusalKind.INITIALIZER in {r.kind for r in refused.refusals}
