@@ -50,6 +50,7 @@ class Updater:
         self.failed: str | None = None
         self.handler_errors: list[str] = []
         self._handler_cache: dict[str, list[Any]] = {}
+        self.handlers_run: list[str] = []  # the MetadataUpdateHandler types of the last update, in order
         # hook (hotreload.lines): exceptions in updated code show the new file and line in their stack trace
         self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation, stack_lines)
 
@@ -109,6 +110,7 @@ class Updater:
         handlers = [corelib] if corelib is not None else []
         for asm, fixed in self._handler_assemblies():
             handlers += [h for h in self._handlers_of(asm, fixed) if corelib is None or not h.Equals(corelib)]
+        self.handlers_run = [str(h.FullName) for h in handlers]
         for name in ("ClearCache", "UpdateApplication"):
             for handler in handlers:
                 try:

@@ -155,3 +155,24 @@ def test_refusals_and_outcomes_have_typed_kinds(state: LiveProject) -> None:
     assert outcome.kind is OutcomeKind.REFUSED
     assert [r.kind for r in outcome.refusals] == [RefusalKind.SIGNATURE]
     assert str(outcome.refusals[0]).startswith("State.fs:8: signature change in Demo.State.probe")
+
+
+JSON_APP = """module Demo.Json
+
+type Point = { X: int; Y: int }
+
+let show () = System.Text.Json.JsonSerializer.Serialize({ X = 1; Y = 2 })
+"""
+
+
+def test_framework_update_handlers_run_before_the_apps(fsharp_project: Any) -> None:
+    """System.Text.Json caches what it learnt of a type; its MetadataUpdateHandler (in the framework, the default
+    load context) clears that cache, so it runs on every update, before any handler of the app's own."""
+    p = fsharp_project({"Lib.fs": JSON_APP}, name="JsonApp")
+    assert p.call("Demo.Json.show") == '{"X":1,"Y":2}'  # System.Text.Json is loaded and has cached Point
+    p.edit("Lib.fs", JSON_APP.replace("{ X = 1; Y = 2 }", "{ X = 3; Y = 4 }"))
+    assert p.call("Demo.Json.show") == '{"X":3,"Y":4}'
+    updater = p.session.updater
+    assert updater is not None
+    assert any(name.startswith("System.Text.Json.") for name in updater.handlers_run), updater.handlers_run
+    assert updater.handlers_run[0] == "System.Reflection.Metadata.RuntimeTypeMetadataUpdateHandler"
