@@ -49,3 +49,27 @@ def test_package_added_while_running_is_used_by_the_next_update(tmp_path: Path, 
         (folder / "Lib.fs").write_text(USES_PACKAGE.replace("[1; 2; 3]", "[4; 5]") + "\n[<EntryPoint>]\nlet main _ = 0\n")
         assert session.reload().kind == OutcomeKind.APPLIED
         assert session.call("Demo.Lib.sumOrZero") == 9
+
+
+def test_a_web_app_in_a_process_whose_runtime_is_already_up(tmp_path: Path, dotnet_runtime: RuntimeInfo) -> None:
+    """The runtime of this test process started with Microsoft.NETCore.App alone; a web app's other shared framework
+    (Microsoft.AspNetCore.App, named in its runtimeconfig) then loads into the app's own context from its folder,
+    and the app is the entry assembly with its build folder as base directory, as under `dotnet run`."""
+    import shutil
+
+    from System import AppContext  # type: ignore[import-not-found]
+    from System.Reflection import Assembly, AssemblyName  # type: ignore[import-not-found]
+
+    assert "Microsoft.AspNetCore.App" not in dotnet_runtime.framework_names()
+    shutil.copytree(Path(__file__).parent / "web_app", tmp_path / "web", ignore=shutil.ignore_patterns(".hotreload"))
+    with Session(tmp_path / "web" / "WebApp.fsproj", reporter=QuietReporter()) as session:
+        assert session.app is not None
+        folders = session.app.framework_dirs
+        assert len(folders) == 1 and "/shared/Microsoft.AspNetCore.App/10." in folders[0]
+        aspnet = session.app.context.LoadFromAssemblyName(AssemblyName("Microsoft.AspNetCore.Http.Results"))
+        assert str(aspnet.Location).startswith(folders[0])
+        assert str(Assembly.GetEntryAssembly().GetName().Name) == "WebApp"
+        assert str(AppContext.BaseDirectory) == str(session.app.path).rsplit("/", 1)[0] + "/"
+        assert session.call("WebApp.Handlers.hello") == "Hello from F#"
+        session.edit("Handlers.fs", '"Hello from F#"', '"Hello, edited"')
+        assert session.call("WebApp.Handlers.hello") == "Hello, edited"
