@@ -221,6 +221,7 @@ class WarmCompiler:
         self.processes = Owner()
         self.args: list[str] | None = None
         self._key = ""
+        self.compiled_from: tuple[dict[str, str], str] = ({}, "")  # the last warm compile's source digests, inputs
         self._worker: Worker | None = None
         self._problem: str | None = None
         self._ready = threading.Event()
@@ -290,6 +291,8 @@ class WarmCompiler:
             self._ready.wait(WORKER_START_TIMEOUT)
             reason = self._why_not_warm()
             if reason is None:
+                # what this compile is made from, read before it starts (a save during it shows as a difference)
+                self.compiled_from = self.builder.digests(self.sources()), self._key
                 warm = self._compile()
                 if warm is not None:
                     return warm
@@ -349,6 +352,10 @@ class WarmCompiler:
             if pdb.exists():
                 shutil.copyfile(pdb, self.builder.dll.with_suffix(".pdb"))
         return BuildResult(ok, self.builder.dll, time.perf_counter() - start, errors, "", how="warm fsc")
+
+    def sources(self) -> list[str]:
+        """The source files of the compile the worker is armed with (none when it is not)."""
+        return [a for a in self.args or [] if not a.startswith("-") and a.endswith((".fs", ".fsi", ".fsx"))]
 
     def close(self) -> None:
         """Stop the worker, a warm-up's MSBuild and the builder's build in progress, all at once (Ctrl-C must end

@@ -33,6 +33,7 @@ from typing import Any
 
 from . import processes
 from .app import AppExit
+from .build import REUSE_VARIABLE
 from .report import Reporter
 from .session import Outcome, OutcomeKind, Session
 
@@ -264,6 +265,11 @@ class Console:
         self.session.stop()
         shut_down()  # nothing of this process may outlive the exec: no one would wait for it or stop it
         os.environ[RESTART_COUNT_VARIABLE] = str(count)
+        fingerprint = self.session.restart_fingerprint()
+        if fingerprint:  # the new process starts from the build of the last save when nothing changed since
+            os.environ[REUSE_VARIABLE] = fingerprint
+        else:
+            os.environ.pop(REUSE_VARIABLE, None)
         for sig in STOP_SIGNALS:  # an ignored signal stays ignored across exec; the new process needs them all
             signal.signal(sig, signal.SIG_DFL)
         os.chdir(self.cwd)

@@ -16,8 +16,8 @@ from typing import Self
 
 from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
-from .build import Builder, Diagnostic, ProjectError, check_sdk, find_project
-from .compiler import WarmCompiler
+from .build import REUSE_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, check_sdk, find_project
+from .compiler import WarmCompiler, inputs_key
 from .delta import Baseline, Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
@@ -146,6 +146,7 @@ class Session:
         self.stop_listeners: list[Callable[[], None]] = []  # called first in stop()
         self._worker: SerialWorker | None = None
         self.launch: LaunchProfile | None = None
+        self._built_from: str | None = None  # see restart_fingerprint
 
     # ---- start and stop ---------------------------------------------------------------------------
     def start(self) -> Self:
@@ -162,7 +163,7 @@ class Session:
         sdk = check_sdk()
         self.report.info(f"building {self.project.name} (Debug, .NET SDK {sdk})", "building", sdk=sdk,
                          project=str(self.project))
-        result = self.builder.build()
+        result = self._first_build()
         if not result.ok:
             raise ProjectError("the first build failed:\n" + "\n".join(str(e) for e in result.errors))
         dll = self.builder.snapshot("gen0")
@@ -206,6 +207,25 @@ class Session:
         if self.run_entry_point:
             self.app.start(self.app_args, self._on_exit)
         return self
+
+    def _first_build(self) -> BuildResult:
+        """`dotnet build`, unless this process is a restart whose sources are exactly those the last save compiled
+        (the build in bin/ is then theirs, byte for byte: see Builder.reuse)."""
+        fingerprint = os.environ.pop(REUSE_VARIABLE, None)
+        if fingerprint:
+            try:
+                reused = self.builder.reuse(fingerprint, inputs_key(self.project))
+            except OSError:
+                reused = None
+            if reused is not None:
+                self.report.info("restarting from the build of the last save (same sources, same project): "
+                                 "no dotnet build", "reused-build")
+                return reused
+        return self.builder.build()
+
+    def restart_fingerprint(self) -> str | None:
+        """For a restart: what the build in bin/ was compiled from (None when unknown)."""
+        return self._built_from
 
     def _launch_as_dotnet_run(self) -> None:
         """Working directory, launch profile and arguments as `dotnet run` sets them (see hotreload.launch): set
@@ -374,6 +394,10 @@ class Session:
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
+        if result.ok:  # a failed compile leaves bin/ as it was, and what it was built from
+            sources, inputs = self.compiler.compiled_from if self.compiler is not None else ({}, "")
+            self._built_from = self.builder.fingerprint(sources, inputs) \
+                if result.how == "warm fsc" and sources and inputs else None
         if not result.ok:
             self.report.error(f"compile error ({_ms(result.seconds)}); the app keeps running the last good code:\n"
                               + "\n".join(str(e) for e in result.errors), "compile-error",
