@@ -102,9 +102,12 @@ class RuntimeSignals:
             self.registrations.append(PosixSignalRegistration.Create(sig, self._handler))
 
     def _handle(self, context: Any) -> None:
+        # Cancelled, always: hotreload stops on its own terms. Not cancelled, .NET would hand the signal back to
+        # Python's handler after the host's, and that KeyboardInterrupt could land in the middle of stopping and
+        # end the process by the signal, with its clean-up cut short (seen: exit status -2).
+        context.Cancel = True
         if self.expected:
-            context.Cancel = True  # ours: for the host to stop on, never a KeyboardInterrupt or a termination
-            return
+            return  # ours, sent for the app's host to stop on
         self.heard = str(context.Signal)
         with contextlib.suppress(Exception):  # a signal handler must not throw into .NET
             self.on_stop(self.heard)
