@@ -27,6 +27,9 @@ BUILD_PROPERTIES = {
     "SatelliteResourceLanguages": "en",
     "GenerateDocumentationFile": "false",
     "TreatWarningsAsErrors": "false",
+    # a library's build copies FSharp.Core and its packages beside it, as an app's does: the host resolves them
+    # from there (the Python API loads libraries too)
+    "CopyLocalLockFileAssemblies": "true",
 }
 
 BUILD_TIMEOUT_VARIABLE = "HOTRELOAD_BUILD_TIMEOUT"

@@ -171,6 +171,11 @@ class Session:
         problem = editability_problem(build.asm)
         if problem:
             raise ProjectError(f"{dll.name} cannot be hot reloaded: {problem}")
+        if self.run_entry_point and not build.asm.pe.entry_point_token:
+            raise ProjectError(f"{self.project.name} is a library: it has no entry point to run. Run the app that "
+                               "references it (`hotreload watch App.fsproj`), or load the library from Python with "
+                               f"`hotreload.Session(\"{self.project.name}\")` and call its functions (README, "
+                               "\"Smoke tests from Python\")")
         if self.compiler is not None:
             self.compiler.warm_up_in_background()
         if self.run_entry_point:

@@ -73,3 +73,27 @@ def test_a_web_app_in_a_process_whose_runtime_is_already_up(tmp_path: Path, dotn
         assert session.call("WebApp.Handlers.hello") == "Hello from F#"
         session.edit("Handlers.fs", '"Hello from F#"', '"Hello, edited"')
         assert session.call("WebApp.Handlers.hello") == "Hello, edited"
+
+
+def test_a_library_project_as_it_is_loads_and_takes_edits(tmp_path: Path, dotnet_runtime: RuntimeInfo) -> None:
+    """A plain F# library project (no CopyLocalLockFileAssemblies of its own): its build does not copy FSharp.Core
+    beside it unless hotreload asks, and every call of F# code would fail to load FSharp.Core."""
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "Algorithms.fsproj").write_text("""<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <TargetFramework>net10.0</TargetFramework>
+  </PropertyGroup>
+  <ItemGroup>
+    <Compile Include="Text.fs" />
+  </ItemGroup>
+</Project>
+""")
+    (folder / "Text.fs").write_text("module Lib.Text\n\nlet shout (s: string) = s.ToUpper() + \"!\"\n"
+                                    "let words (s: string) = s.Split(' ') |> List.ofArray |> List.map shout "
+                                    "|> String.concat \" \"\n")
+    with Session(folder / "Algorithms.fsproj", reporter=QuietReporter()) as session:
+        assert session.call("Lib.Text.words", "hot reload") == "HOT! RELOAD!"  # F# list and string functions
+        session.edit("Text.fs", '+ "!"', '+ "?"')
+        assert session.call("Lib.Text.words", "hot reload") == "HOT? RELOAD?"
+        assert session.generation == 1

@@ -214,6 +214,19 @@ def test_watch_refuses_an_optimized_assembly_and_says_how_to_fix_it(tmp_path: Pa
 
 
 @pytest.mark.runtime
+def test_watch_on_a_library_says_it_has_no_entry_point_and_what_to_use(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "Lib.fsproj").write_text(FSPROJ.replace("<OutputType>Exe</OutputType>", "").format(extra=""))
+    (folder / "Program.fs").write_text("module Lib.Text\n\nlet shout (s: string) = s.ToUpper()\n")
+    run = hotreload("watch", str(folder / "Lib.fsproj"), cwd=tmp_path)
+    assert run.code == 2, run
+    assert_refused(run, "Lib.fsproj is a library: it has no entry point to run", "hotreload watch App.fsproj",
+                   'hotreload.Session("Lib.fsproj")')
+    assert "runtime" not in run.stdout.split("is a library")[0], run  # said before the runtime is started
+
+
+@pytest.mark.runtime
 @pytest.mark.parametrize("output", ["text", "json"])
 def test_watch_reports_the_first_build_s_compile_error_with_its_location(tmp_path: Path, output: str) -> None:
     project = fsharp_app(tmp_path / "broken", value="undefinedThing")
