@@ -200,13 +200,17 @@ class HostedApp:
         return bytes(body.GetILAsByteArray()) if body is not None else b""
 
     def find_method(self, qualified: str) -> Any:
-        """'Namespace.Module.fn' (or 'Module.fn') -> the static MethodInfo."""
+        """'Namespace.Module.fn' (or 'Module.fn') -> the static MethodInfo. A module that shares its name with a
+        type is compiled as `<Name>Module` (F#'s ModuleSuffix): it is found by the name written in the source."""
         from System.Reflection import BindingFlags  # type: ignore[import-not-found]
 
         type_name, _, member = qualified.rpartition(".")
         flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance
-        for t in self.assembly.GetTypes():
-            if t.FullName in (type_name, type_name.replace(".", "+")) or str(t.FullName).replace("+", ".") == type_name:
+        types = [(str(t.FullName).replace("+", "."), t) for t in self.assembly.GetTypes()]
+        for wanted in (type_name, type_name + "Module"):
+            for name, t in types:
+                if name != wanted:
+                    continue
                 found = [m for m in t.GetMethods(flags) if m.Name == member]
                 if found:
                     return found[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,11 @@ def test_replace_in_source_names_the_file_for_bad_text() -> None:
         replace_in_source(b"\xff\x00abc", "a", "b", Path("F.fs"))
     with pytest.raises(hotreload.SessionError, match="occurs 2 times"):
         replace_in_source(b"aa", "a", "b", Path("F.fs"))
+
+
+def test_call_finds_a_module_named_like_a_type(fsharp_project: Any) -> None:
+    """F# compiles `module Node` beside `type Node` as `NodeModule`; `call` takes the name written in the source."""
+    p = fsharp_project({"Lib.fs": "namespace Demo\n\ntype Node = { Value: int }\n\nmodule Node =\n"
+                                  "    let make (v: int) = { Value = v }\n    let value (v: int) = (make v).Value * 2\n"},
+                       name="Suffix")
+    assert p.session.call("Demo.Node.value", 21) == 42
