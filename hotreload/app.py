@@ -96,8 +96,6 @@ class HostedApp:
 
         def resolve_default(ctx: Any, asm_name: Any) -> Any:
             """Default-context code asking for an assembly of the app's: the one in the app's context."""
-            if asm_name.Name == self.assembly.GetName().Name:
-                return self.assembly
             for loaded in self.context.Assemblies:
                 if loaded.GetName().Name == asm_name.Name:
                     return loaded

@@ -146,7 +146,8 @@ class Session:
         self.stop_listeners: list[Callable[[], None]] = []  # called first in stop()
         self._worker: SerialWorker | None = None
         self.launch: LaunchProfile | None = None
-        self._built_from: str | None = None  # see restart_fingerprint
+        self._built_from: tuple[dict[str, str], str] | None = None  # sources' digests, inputs (restart_fingerprint)
+        self._entry_key: str | None = None  # the entry point's identity in the running module
 
     # ---- start and stop ---------------------------------------------------------------------------
     def start(self) -> Self:
@@ -195,6 +196,9 @@ class Session:
         self.capabilities = list(info.capabilities)
         self.app = HostedApp(str(dll), framework_dirs=frameworks)
         self.updater = Updater(self.app, Baseline(build, pdb), self.stack_lines)
+        entry = self.app.assembly.EntryPoint  # its identity, found once: startup code is found from it on saves
+        self._entry_key = next((k for k, tok in self.updater.baseline.defs.items()
+                                if entry is not None and tok == int(entry.MetadataToken)), None)
         if self.updater.lines.status:
             self.report.info(self.updater.lines.status, "stack-lines", mode=self.stack_lines,
                              runtime_writes=self.updater.lines.writes)
@@ -229,8 +233,14 @@ class Session:
         return self.builder.build()
 
     def restart_fingerprint(self) -> str | None:
-        """For a restart: what the build in bin/ was compiled from (None when unknown)."""
-        return self._built_from
+        """For a restart: what the build in bin/ was compiled from (None when unknown). The assembly is read here,
+        once, not on every save."""
+        if self._built_from is None or not all(self._built_from):
+            return None
+        try:
+            return self.builder.fingerprint(*self._built_from)
+        except OSError:
+            return None
 
     def _launch_as_dotnet_run(self) -> None:
         """Working directory, launch profile and arguments as `dotnet run` sets them (see hotreload.launch): set
@@ -399,10 +409,10 @@ class Session:
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
-        if result.ok:  # a failed compile leaves bin/ as it was, and what it was built from
-            sources, inputs = self.compiler.compiled_from if self.compiler is not None else ({}, "")
-            self._built_from = self.builder.fingerprint(sources, inputs) \
-                if result.how == "warm fsc" and sources and inputs else None
+        if result.how != "warm fsc":  # `dotnet build` may have rewritten bin/, whatever its result
+            self._built_from = None
+        elif result.ok and self.compiler is not None:  # a failed warm compile leaves bin/ as it was
+            self._built_from = self.compiler.compiled_from
         if not result.ok:
             self.report.error(f"compile error ({_ms(result.seconds)}); the app keeps running the last good code:\n"
                               + "\n".join(str(e) for e in result.errors), "compile-error",
@@ -480,16 +490,13 @@ class Session:
         """Updated methods that run only while the app starts (hotreload.startup): the entry point and what only it
         calls once. While the app runs they have already run and will not run again: the edit takes effect only
         after a restart (a web app's routes and services, a console app's `main` loop)."""
-        if self.app is None or not self.app.running or self.app.assembly.EntryPoint is None:
+        if self.app is None or not self.app.running or self._entry_key is None:
             return []
-        running = int(self.app.assembly.EntryPoint.MetadataToken)
-        key = next((k for k, tok in self.updater.baseline.defs.items() if tok == running), None) \
-            if self.updater is not None else None
-        entry = build.methods.get(key) if key is not None else None
+        entry = build.methods.get(self._entry_key)
         if entry is None:
             return []
-        startup = startup_only(build, entry)
-        return [display_name(k) for k in delta.method_tokens if build.methods.get(k) in startup]
+        updated = {build.methods[k]: k for k in delta.method_tokens if k in build.methods}
+        return [display_name(updated[rid]) for rid in sorted(startup_only(build, entry, set(updated)))]
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)

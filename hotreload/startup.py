@@ -59,9 +59,10 @@ def _token_bytes(rid: int) -> bytes:
     return struct.pack("<I", (int(T.MethodDef) << 24) | rid)
 
 
-def startup_only(build: Build, entry: int) -> set[int]:
-    """MethodDef rows of `build` that run only while the app starts: the entry point `entry` and the methods only
-    it (or they) call once. Conservative: a method is left out on any doubt."""
+def startup_only(build: Build, entry: int, among: set[int]) -> set[int]:
+    """The MethodDef rows of `among` (the methods a save updated) that run only while the app starts: the entry
+    point `entry` and the methods only it (or they) call once. Conservative: a method is left out on any doubt.
+    The search of every body for other references runs only when one of `among` is still a candidate."""
     sites: dict[int, bool] = {}  # callee -> every reference seen so far is a single-run call from startup code
     order = [entry]
     seen = {entry}
@@ -84,6 +85,8 @@ def startup_only(build: Build, entry: int) -> set[int]:
                 seen.add(callee)
                 order.append(callee)
     found = {rid for rid, ok in sites.items() if ok}
+    if not found & among:
+        return among & {entry}
     # Referenced from anywhere else (another method, a MethodSpec of it): it may run again. Until nothing changes:
     # once a method is left out, its own body is searched too, which leaves out what it calls.
     specs = [rid for rid, row in enumerate(build.asm.md.rows(T.MethodSpec), 1)
@@ -106,5 +109,5 @@ def startup_only(build: Build, entry: int) -> set[int]:
                 if callee in found and any(n in code for n in needles):
                     found.discard(callee)
                     changed = True
-    return found | {entry}
+    return (found | {entry}) & among
 
