@@ -403,6 +403,20 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
+def print_report(tools: list[Any], results: dict[str, Any], doc: dict[str, Any]) -> None:
+    """The table, hotreload's stage medians and what dotnet watch says it did: the same in both modes."""
+    print()
+    print_table(tools, results)
+    if "hotreload" in results:
+        print("hotreload stage medians: " + ", ".join(
+            f"{s} {'-' if doc[f'{s}_s'] is None else format(doc[f'{s}_s'], '.3f') + ' s'}" for s in STAGES))
+    for name, ev in doc["dotnet_watch"].items():
+        costs = [f"rebuild median {ev['rebuild_s']} s" if ev["rebuild_s"] is not None else "",
+                 f"delta median {ev['delta_applied_s']} s" if ev["delta_applied_s"] is not None else ""]
+        print(f"{name}: {ev['hot_reload_applied']} hot reload(s) applied, {ev['restarted']} restart(s)"
+              + "".join(f"; {c}" for c in costs if c) + " (as dotnet watch reports them)")
+
+
 def print_table(tools: Sequence[Tool | WebTool], results: dict[str, Result]) -> None:
     head = f"{'tool':<22} {'n':>3} {'fail':>4} {'p50':>8} {'p90':>8} {'min':>8} {'max':>8}"
     print(head)
@@ -705,16 +719,7 @@ def main_web(args: argparse.Namespace, names: list[str]) -> int:
     machine_info = doc.pop("machine")
     doc.update({"mode": "web", "poll_ms": round(POLL_S * 1000), "edit": "the string the / handler returns",
                 "bodies": {t.name: [t.body(0), t.body(1)] for t in tools}, "web": extra, "machine": machine_info})
-    print()
-    print_table(tools, results)
-    if "hotreload" in results:
-        print("hotreload stage medians: " + ", ".join(
-            f"{s} {'-' if doc[f'{s}_s'] is None else format(doc[f'{s}_s'], '.3f') + ' s'}" for s in STAGES))
-    for name, ev in doc["dotnet_watch"].items():
-        costs = [f"rebuild median {ev['rebuild_s']} s" if ev["rebuild_s"] is not None else "",
-                 f"delta median {ev['delta_applied_s']} s" if ev["delta_applied_s"] is not None else ""]
-        print(f"{name}: {ev['hot_reload_applied']} hot reload(s) applied, {ev['restarted']} restart(s)"
-              + "".join(f"; {c}" for c in costs if c) + " (as dotnet watch reports them)")
+    print_report(tools, results, doc)
     for name, info in extra.items():
         kept = "state kept" if not info["restarts_seen"] else f"state lost {info['restarts_seen']} time(s)"
         print(f"{name}: /count after each edit {info['counts']} ({kept})")
@@ -770,16 +775,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted; watchers stopped", file=sys.stderr)
         return 130
     doc = summarize(tools, args.runs, results, outputs)
-    print()
-    print_table(tools, results)
-    if "hotreload" in results:
-        print("hotreload stage medians: " + ", ".join(
-            f"{s} {'-' if doc[f'{s}_s'] is None else format(doc[f'{s}_s'], '.3f') + ' s'}" for s in STAGES))
-    for name, ev in doc["dotnet_watch"].items():
-        costs = [f"rebuild median {ev['rebuild_s']} s" if ev["rebuild_s"] is not None else "",
-                 f"delta median {ev['delta_applied_s']} s" if ev["delta_applied_s"] is not None else ""]
-        print(f"{name}: {ev['hot_reload_applied']} hot reload(s) applied, {ev['restarted']} restart(s)"
-              + "".join(f"; {c}" for c in costs if c) + " (as dotnet watch reports them)")
+    print_report(tools, results, doc)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"\nwrote {args.json}")

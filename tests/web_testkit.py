@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -88,13 +89,11 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-class Running:
-    """A process whose output lines are collected on a thread: JSON status events as dicts, the rest as text."""
+class Output:
+    """A process's output, read on a thread: JSON status events as dicts, the rest as text; waits are bounded."""
 
-    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                     env={**os.environ, **(env or {})})
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
         self.items: queue.Queue[dict[str, Any] | str] = queue.Queue()
         self.seen: list[dict[str, Any] | str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -109,8 +108,9 @@ class Running:
                 item = line
             self.items.put(item)
 
-    def wait(self, event: str | None = None, text: str | None = None, timeout: float = 120) -> dict[str, Any] | str:
-        """The next event named `event` (or output line containing `text`); every item read is kept in `seen`."""
+    def wait_for(self, match: Callable[[dict[str, Any] | str], bool], what: str,
+                 timeout: float = 120) -> dict[str, Any] | str:
+        """The next item `match` accepts; every item read is kept in `seen`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -120,12 +120,16 @@ class Running:
                     break
                 continue
             self.seen.append(item)
-            if event is not None and isinstance(item, dict) and item.get("event") == event:
+            if match(item):
                 return item
-            if text is not None and isinstance(item, str) and text in item:
-                return item
-        raise AssertionError(f"no {event or text!r} (exit code {self.proc.poll()}); seen:\n"
+        raise AssertionError(f"no {what} within {timeout:.0f} s (exit code {self.proc.poll()}); seen:\n"
                              + "\n".join(map(str, self.seen[-40:])))
+
+    def wait(self, event: str | None = None, text: str | None = None, timeout: float = 120) -> dict[str, Any] | str:
+        """The next event named `event` (or output line containing `text`)."""
+        return self.wait_for(lambda item: (event is not None and isinstance(item, dict) and item.get("event") == event)
+                             or (text is not None and isinstance(item, str) and text in item),
+                             repr(event or text), timeout)
 
     def drain(self) -> None:
         while True:
@@ -141,6 +145,15 @@ class Running:
     def events(self, name: str) -> list[dict[str, Any]]:
         self.drain()
         return [i for i in self.seen if isinstance(i, dict) and i.get("event") == name]
+
+
+class Running(Output):
+    """A process started in a session of its own, its output collected (see Output)."""
+
+    def __init__(self, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        super().__init__(subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                          env={**os.environ, **(env or {})}))
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)

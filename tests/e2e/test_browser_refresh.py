@@ -13,12 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import queue
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -28,6 +25,7 @@ from typing import Any
 
 import psutil
 import pytest
+from web_testkit import Output, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER_DIR = REPO / "tests" / "browser"
@@ -37,12 +35,6 @@ BLUE, RED = "rgb(0, 0, 255)", "rgb(255, 0, 0)"
 pytestmark = pytest.mark.e2e
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _copy_web_app(tmp_path: Path) -> tuple[Path, str]:
     """A copy of the fixture whose launch profiles listen on free ports; the project and the http profile's URL."""
     app = tmp_path / "WebApp"
@@ -50,7 +42,7 @@ def _copy_web_app(tmp_path: Path) -> tuple[Path, str]:
     settings = app / "Properties" / "launchSettings.json"
     data = json.loads(settings.read_text())
     for profile in data["profiles"].values():
-        profile["applicationUrl"] = f"http://127.0.0.1:{_free_port()}"
+        profile["applicationUrl"] = f"http://127.0.0.1:{free_port()}"
     settings.write_text(json.dumps(data, indent=2))
     return app / "WebApp.fsproj", data["profiles"]["http"]["applicationUrl"]
 
@@ -75,39 +67,14 @@ def _end(proc: subprocess.Popen[str]) -> None:
     proc.wait(10)
 
 
-class Lines:
-    """A process's stdout, read by a thread: JSON lines parsed, others kept as text; waits are bounded."""
+class Lines(Output):
+    """A process's stdout (see web_testkit.Output), waited on for JSON items that `match` accepts."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.items: queue.Queue[dict[str, Any] | str] = queue.Queue()
-        self.seen: list[dict[str, Any] | str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            try:
-                item: dict[str, Any] | str = json.loads(line) if line.startswith("{") else line
-            except ValueError:
-                item = line
-            self.items.put(item)
-
-    def wait(self, match: Callable[[dict[str, Any]], bool], what: str, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.items.get(timeout=0.2)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.items.empty():
-                    break
-                continue
-            self.seen.append(item)
-            if isinstance(item, dict) and match(item):
-                return item
-        raise AssertionError(f"no {what} within {timeout:.0f} s; last seen:\n"
-                             + "\n".join(map(str, self.seen[-25:])))
+    def wait(self, match: Callable[[dict[str, Any]], bool], what: str,  # type: ignore[override]
+             timeout: float) -> dict[str, Any]:
+        found = self.wait_for(lambda item: isinstance(item, dict) and match(item), what, timeout)
+        assert isinstance(found, dict)
+        return found
 
     def event(self, name: str, timeout: float = 120) -> dict[str, Any]:
         return self.wait(lambda e: e.get("event") == name, f"{name!r} event", timeout)

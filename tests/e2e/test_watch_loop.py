@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import pexpect
 import psutil
 import pytest
+from web_testkit import Output
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -37,40 +34,16 @@ def _edit(path: Path, *pairs: tuple[str, str]) -> None:
     path.write_text(text)
 
 
-class JsonWatch:
+class JsonWatch(Output):
     """`hotreload watch --json` with stdin not a terminal; status events parsed, app lines kept as text."""
 
     def __init__(self, project: Path, *args: str, sigint_ignored: bool = False) -> None:
         # SIGINT ignored as a background job of a non-interactive shell starts: set, then kept across exec
         start = [sys.executable, "-c", ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
                  "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")] if sigint_ignored else [sys.executable]
-        self.proc = subprocess.Popen([*start, "-m", "hotreload", "watch", str(project), "--json", *args],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, cwd=project.parent)
-        self.items: queue.Queue[dict[str, Any] | str] = queue.Queue()
-        self.seen: list[dict[str, Any] | str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            item: dict[str, Any] | str = json.loads(line) if line.startswith("{") else line
-            self.items.put(item)
-
-    def wait(self, event: str | None = None, text: str | None = None, timeout: float = 120) -> dict[str, Any] | str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                item = self.items.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self.seen.append(item)
-            if event is not None and isinstance(item, dict) and item["event"] == event:
-                return item
-            if text is not None and isinstance(item, str) and text in item:
-                return item
-        raise AssertionError(f"no {event or text!r}; seen:\n" + "\n".join(map(str, self.seen[-30:])))
+        super().__init__(subprocess.Popen([*start, "-m", "hotreload", "watch", str(project), "--json", *args],
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True, cwd=project.parent))
 
     def stop(self) -> None:
         for child in psutil.Process(self.proc.pid).children(recursive=True):

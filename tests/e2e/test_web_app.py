@@ -52,6 +52,17 @@ def _startup(proc: Running) -> list[str]:
     return [line for line in app_log(proc.lines()) if any(s in line for s in STARTUP_LINES)]
 
 
+def _serving(project: Path, running: list[Running], *args: str, path: str = "/count",
+             body: str = "count 1") -> tuple[str, Running]:
+    """`hotreload watch` on the copy, ready and answering `path` with `body`: its URL and the process."""
+    url = profile_url(project)
+    watch = hotreload_watch(project, *args)
+    running.append(watch)
+    watch.wait("ready")
+    wait_for_body(f"{url}{path}", body)
+    return url, watch
+
+
 def _errors(proc: Running) -> list[str]:
     return [line for line in app_log(proc.lines()) if line.startswith(("crit:", "fail:"))]
 
@@ -106,11 +117,7 @@ def test_a_launch_profile_that_is_not_there_is_said_before_building(project: Pat
 
 
 def test_edits_reach_the_live_server_with_its_state(project: Path, running: list[Running]) -> None:
-    url = profile_url(project)
-    watch = hotreload_watch(project)
-    running.append(watch)
-    watch.wait("ready")
-    wait_for_body(f"{url}/", "Hello from F#")
+    url, watch = _serving(project, running, path="/", body="Hello from F#")
     assert [get(f"{url}/count")[1] for _ in range(3)] == ["count 1", "count 2", "count 3"]
     handlers = project.parent / "Handlers.fs"
 
@@ -145,11 +152,7 @@ def test_edits_reach_the_live_server_with_its_state(project: Path, running: list
 
 
 def test_startup_edit_is_said_and_restarts_on_the_same_port(project: Path, running: list[Running]) -> None:
-    url = profile_url(project)
-    watch = hotreload_watch(project, "--restart", "auto")
-    running.append(watch)
-    watch.wait("ready")
-    wait_for_body(f"{url}/count", "count 1")
+    url, watch = _serving(project, running, "--restart", "auto")
     edit(project.parent / "Program.fs", "    app.Run()",  # a route added in main: main already ran
          '    app.MapGet("/new", Func<string>(fun () -> "a new route")) |> ignore\n    app.Run()')
     said = watch.wait("startup-code")
@@ -164,11 +167,7 @@ def test_startup_edit_is_said_and_restarts_on_the_same_port(project: Path, runni
 
 
 def test_startup_edit_under_restart_never_is_only_said(project: Path, running: list[Running]) -> None:
-    url = profile_url(project)
-    watch = hotreload_watch(project, "--restart", "never")
-    running.append(watch)
-    watch.wait("ready")
-    wait_for_body(f"{url}/count", "count 1")
+    url, watch = _serving(project, running, "--restart", "never")
     edit(project.parent / "Program.fs", "let builder = WebApplication.CreateBuilder(args)",
          "let builder = WebApplication.CreateBuilder(args)\n"
          "    Microsoft.Extensions.DependencyInjection.RoutingServiceCollectionExtensions.AddRouting(builder.Services)"
@@ -186,12 +185,8 @@ def test_startup_edit_under_restart_never_is_only_said(project: Path, running: l
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_one_signal_stops_the_server_and_hotreload_within_2_s(project: Path, running: list[Running],
                                                                sig: signal.Signals) -> None:
-    url = profile_url(project)
+    url, watch = _serving(project, running, path="/", body="Hello from F#")
     port = int(url.rsplit(":", 1)[1])
-    watch = hotreload_watch(project)
-    running.append(watch)
-    watch.wait("ready")
-    wait_for_body(f"{url}/", "Hello from F#")
     start = time.monotonic()
     watch.signal(sig)
     code = watch.proc.wait(10)
