@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .app import HostedApp
-from .delta import Baseline, Delta
+from .baseline import Baseline
+from .delta import Delta
 from .errors import HotReloadError
 from .lines import LineInfo
 from .names import display_name
@@ -70,7 +71,7 @@ class Updater:
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
                                   "the app may now be inconsistent: restart it") from None
             try:
-                self.baseline.commit(delta)
+                self.baseline = self.baseline.advanced(delta)
             except Exception as exc:  # noqa: BLE001 - a bug of ours: the running code is ahead of our records
                 self.failed = f"generation {delta.generation} was applied but not recorded: {exc}".splitlines()[0]
                 raise ApplyFailed(f"generation {delta.generation} was applied, but hotreload could not record it "

@@ -49,7 +49,8 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _delta(args: argparse.Namespace) -> int:
-    from .delta import Baseline, build_delta, load_build
+    from .baseline import Baseline
+    from .delta import build_delta, load_build
     from .diff import diff_builds
 
     try:

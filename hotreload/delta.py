@@ -1,9 +1,9 @@
 """Builds EnC deltas (metadata, IL, PDB) for changed method bodies, generation after generation.
 
-`Baseline` is what the running module looks like: the loaded assembly plus every reference row and heap
-byte that earlier deltas added. `DeltaBuilder` maps each token of the new build's IL to a row of the
-running module, emitting new reference rows (TypeRef, MemberRef, ...) and heap entries as needed.
-The baseline advances (`Baseline.commit`) only after the runtime accepted the delta.
+`DeltaBuilder` maps each token of the new build's IL to a row of the running module (its `Baseline`, see
+hotreload.baseline), emitting new reference rows (TypeRef, MemberRef, ...) and heap entries as needed. The
+baseline is a value: the one a delta was written against is advanced (`Baseline.advanced`) only after the
+runtime accepted that delta.
 """
 
 from __future__ import annotations
@@ -13,6 +13,9 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 
+from .baseline import DEF_TABLES as _DEF_TABLES
+from .baseline import REF_TABLES as _REF_TABLES
+from .baseline import Baseline
 from .diff import Build, ChangedMethod, Diff
 from .errors import HotReloadError
 from .metadata.il import MethodBody, encode_body, map_tokens
@@ -38,7 +41,6 @@ from .names import display_name
 from .pdb import MethodDebugInfo, Pdb, SequencePoint, encode_sequence_points
 from .refusal import Refusal, RefusalKind
 
-_DEF_TABLES = (T.TypeDef, T.MethodDef, T.Field)
 _ADD_METHOD, _ADD_FIELD, _ADD_PARAMETER, _ADD_PROPERTY = 1, 2, 3, 4
 MAX_DATA_FIELDS = 25
 """FieldRVA rows the running module may have. Past 25 rows CoreCLR looks the table up through a hash that applying
@@ -47,7 +49,6 @@ field beyond it: such an edit is refused instead."""
 MAX_CONSTANTS = 25
 """Constant rows (union case tags, `[<Literal>]` values) the running module may have, for the same reason: a constant
 added past them is applied, but reflection cannot find its value (`%A` and `ToString` of an added union throw)."""
-_REF_TABLES = (T.AssemblyRef, T.ModuleRef, T.TypeRef, T.TypeSpec, T.MemberRef, T.MethodSpec, T.StandAloneSig)
 
 
 class UnsupportedEdit(HotReloadError):
@@ -85,64 +86,6 @@ class Delta:
     user_strings_added: int = 0
     guid_size: int = 0
     enc_id: bytes = b""
-
-
-class Baseline:
-    """The running module's metadata as deltas extend it (gen 0 = the assembly that was loaded)."""
-
-    def __init__(self, build: Build, pdb: Pdb | None) -> None:
-        md = build.asm.md
-        self.build0 = build
-        self.generation = 0
-        self.enc_id = b"\0" * 16
-        self.strings_size = md.heap_size("#Strings")
-        self.blob_size = md.heap_size("#Blob")
-        self.us_size = md.heap_size("#US")
-        self.guid_size = md.heap_size("#GUID")
-        self.row_counts = list(md.row_counts)
-        self.pdb_row_counts = list(pdb.md.row_counts) if pdb else [0] * TABLE_COUNT
-        names = build.names
-        self.defs: dict[str, int] = {}
-        for t in _DEF_TABLES:
-            for rid in range(1, len(md.rows(t)) + 1):
-                self.defs.setdefault(names.key(t, rid), token(t, rid))
-        self.refs: dict[str, int] = {}
-        for t in _REF_TABLES:
-            for rid in range(1, len(md.rows(t)) + 1):
-                self.refs.setdefault(names.key(t, rid), token(t, rid))
-        self.user_strings = md.user_strings()
-        self.documents = pdb.documents() if pdb else {}
-        self.module_row = md.row(T.Module, 1)
-        self.method_rows: dict[int, tuple[int, ...]] = {}  # rows of methods added by deltas
-        self.local_signatures: dict[int, int] = {}  # method row -> StandAloneSig row of the body a delta sent
-        self.attribute_changes: dict[int, list[int]] = {}  # parent -> its CA rows, where deltas changed them
-        self.property_maps = {parent: i for i, (parent, _first) in enumerate(md.rows(T.PropertyMap), 1)}
-
-    def attribute_rows(self, parent: int) -> list[int]:
-        """CustomAttribute rows the running module has for `parent` (a HasCustomAttribute coded index)."""
-        if parent in self.attribute_changes:
-            return list(self.attribute_changes[parent])
-        return [i for i, _row in self.build0.rows_of(T.CustomAttribute, 0, parent)]
-
-    def commit(self, delta: Delta) -> None:
-        """Advance to the generation `delta` produced; call only after the runtime accepted it."""
-        self.generation = delta.generation
-        self.refs.update(delta.new_refs)
-        self.defs.update(delta.new_defs)
-        self.method_rows.update(delta.new_method_rows)
-        self.property_maps.update(delta.new_property_maps)
-        self.attribute_changes.update(delta.attribute_rows)
-        self.local_signatures.update(delta.local_signatures)
-        self.user_strings.update(delta.new_user_strings)
-        self.documents.update(delta.new_documents)
-        for i in range(TABLE_COUNT):
-            self.row_counts[i] += delta.added_rows[i]
-            self.pdb_row_counts[i] += delta.added_pdb_rows[i]
-        self.strings_size += delta.strings_added
-        self.blob_size += delta.blobs_added
-        self.us_size += delta.user_strings_added
-        self.guid_size = delta.guid_size
-        self.enc_id = delta.enc_id
 
 
 class DeltaBuilder:

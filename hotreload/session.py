@@ -16,9 +16,10 @@ from typing import Self
 
 from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
+from .baseline import Baseline
 from .build import REUSE_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, check_sdk, find_project
 from .compiler import WarmCompiler, inputs_key
-from .delta import Baseline, Delta, UnsupportedEdit, build_delta, load_build
+from .delta import Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Refusal, diff_builds
 from .editable import editability_problem
 from .errors import HotReloadError
@@ -310,11 +311,15 @@ class Session:
         self.stop()
 
     # ---- the Python API --------------------------------------------------------------------------------
-    def call(self, qualified: str, *args: object) -> object:
-        """Invoke a static method of the app by name ("Namespace.Module.function"), with Python arguments."""
+    def call(self, qualified: str, *args: object,
+             type_args: list[object] | tuple[object, ...] | None = None) -> object:
+        """Invoke a function of the app by name ("Namespace.Module.function"). Python arguments become the F# types
+        the parameters want (list -> F# list, tuple -> tuple, None/x -> an option, dict -> Map or record) and the
+        result comes back as Python values (see hotreload.fsharp_values). A generic function's type arguments are
+        inferred from the arguments, or given one per type parameter: `type_args=[int, "System.Int64"]`."""
         if self.app is None:
             raise SessionError("the session is not started: use `with Session(...) as s:` or call start()")
-        return self.app.call(qualified, *args)
+        return self.app.call(qualified, *args, type_args=type_args)
 
     def edit(self, path: str | Path, old: str, new: str, timeout: float = 300.0) -> Outcome:
         """Replace `old` by `new` in a source file (relative to the project folder), save it, and bring the app up

@@ -26,7 +26,8 @@ import pytest
 from fsharp_testkit import ASSEMBLY, BuildFarm, FsBuild, Srm, Variant
 
 from hotreload.app import HostedApp
-from hotreload.delta import Baseline, Delta, build_delta, load_build
+from hotreload.baseline import Baseline
+from hotreload.delta import Delta, build_delta, load_build
 from hotreload.diff import Diff, diff_builds
 from hotreload.metadata.il import MethodBody, encode_body, parse_body
 from hotreload.metadata.reader import MetadataImage
@@ -536,7 +537,7 @@ def test_attribute_rows_continue_the_running_table_across_generations(
         delta = build_delta(baseline, diff.new, new_pdb, diff)
         assert srm.enc_log(srm.read_metadata(delta.metadata)) == expected_logs[name], name
         applier.apply(app.assembly, delta.metadata, delta.il, delta.pdb)
-        baseline.commit(delta)
+        baseline = baseline.advanced(delta)
         current, pdb = diff.new, new_pdb
         assert tuple(_obsolete_messages(app, fn) for fn in ("g", "h", "k")) == want, name
     assert baseline.row_counts[T.CustomAttribute] == first_new + 1

@@ -22,7 +22,8 @@ from fsharp_testkit import (
 )
 
 from hotreload.app import HostedApp
-from hotreload.delta import Baseline, Delta, DeltaBuilder, load_build
+from hotreload.baseline import Baseline
+from hotreload.delta import Delta, DeltaBuilder, load_build
 from hotreload.diff import Build, diff_builds
 from hotreload.metadata.reader import Assembly
 from hotreload.runtime import RuntimeInfo, UpdateApplier
@@ -73,7 +74,7 @@ class LiveApp:
             assert {c.name for c in diff.changed} == expect
         delta = DeltaBuilder(self.base, new_build, new_pdb).build(diff.changed)
         self.applier.apply(self.app.assembly, delta.metadata, delta.il, delta.pdb)
-        self.base.commit(delta)
+        self.base = self.base.advanced(delta)
         self.current = new_build
         for key, tok in delta.method_tokens.items():  # reflection sees exactly the IL we sent
             assert self.app.method_il(tok) == delta.method_il[key], key

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from fsharp_testkit import BuildFarm, FsBuild
 
-from hotreload.delta import Baseline, DeltaBuilder, UnsupportedEdit, load_build
+from hotreload.baseline import Baseline
+from hotreload.delta import DeltaBuilder, UnsupportedEdit, load_build
 from hotreload.diff import Build, Refusal, diff_builds
 from hotreload.metadata.schema import T
 from hotreload.names import display_name

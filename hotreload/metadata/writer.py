@@ -7,6 +7,7 @@ Layout as the runtime and System.Reflection.Metadata read it: metadata root, str
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from itertools import pairwise
 
 from .schema import SCHEMA, TABLE_COUNT, T, split_token
@@ -133,7 +134,7 @@ def check_enc_tables(tables: dict[T, list[tuple[int, ...]]]) -> None:
                                       f"followed by the {child.name} it adds")
 
 
-def check_added_rows(rids: dict[T, list[int]], row_counts: list[int]) -> None:
+def check_added_rows(rids: dict[T, list[int]], row_counts: Sequence[int]) -> None:
     """Rows a delta adds to a table get exactly the next ids (rows so far, all generations, + 1, + 2, ...): the
     runtime appends rows up to the id it is given, so a gap leaves an empty row behind and the next generation
     would write over a row the runtime already has."""

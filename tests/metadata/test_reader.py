@@ -11,7 +11,8 @@ from fsharp_testkit import BuildFarm, FsBuild, Srm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotreload.delta import Baseline, load_build
+from hotreload.baseline import Baseline
+from hotreload.delta import load_build
 from hotreload.metadata.errors import BadImageError
 from hotreload.metadata.reader import Assembly, MetadataImage
 from hotreload.metadata.schema import (

@@ -18,7 +18,8 @@ from fsharp_testkit import BuildFarm, FsBuild, Srm, line_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotreload.delta import Baseline, Delta, DeltaBuilder, load_build
+from hotreload.baseline import Baseline
+from hotreload.delta import Delta, DeltaBuilder, load_build
 from hotreload.diff import Build, diff_builds
 from hotreload.metadata.il import STRING, TOKEN_KINDS, instructions, parse_body
 from hotreload.metadata.reader import MetadataImage
@@ -222,7 +223,7 @@ def cases(build_farm: BuildFarm, srm: Srm) -> dict[str, Case]:
             delta = DeltaBuilder(base, new, new_pdb).build(diff.changed)
             readers = [*readers, srm.read_metadata(delta.metadata)]
             case = Case(label, generation, old, new, new_pdb, builds[name].source, delta, before, readers, gen0_build)
-            base.commit(delta)
+            base = base.advanced(delta)
             old = new
         assert case is not None
         out[label] = case
