@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import HotReloadError
+
+if TYPE_CHECKING:
+    from .fsharp_values import FSharpValues
 
 
 class AppError(HotReloadError, RuntimeError):
@@ -25,21 +28,6 @@ class AppExit:
     code: int | None
     error: str | None  # the exception, when the entry point threw
     exception: Any = None  # the .NET exception itself, for a report with the running code's lines
-
-
-def to_net(value: Any) -> Any:
-    """A Python scalar as the .NET value reflection expects (pythonnet leaves ints as Python objects)."""
-    import System  # type: ignore[import-not-found]
-
-    if isinstance(value, bool):
-        return System.Boolean(value)
-    if isinstance(value, int):
-        return System.Int32(value) if -2**31 <= value < 2**31 else System.Int64(value)
-    if isinstance(value, float):
-        return System.Double(value)
-    if isinstance(value, str):
-        return System.String(value)
-    return value
 
 
 class HostedApp:
@@ -111,6 +99,7 @@ class HostedApp:
         self._as_dotnet_run()
         self.thread: threading.Thread | None = None
         self.exit: AppExit | None = None
+        self._values: FSharpValues | None = None
 
     def _as_dotnet_run(self) -> None:
         """Entry assembly and base directory as the host sets them for `dotnet run`."""
@@ -217,16 +206,32 @@ class HostedApp:
                     return prop.GetGetMethod(True)
         raise MemberNotFound(f"no method {qualified} in {os.path.basename(self.path)}")
 
-    def call(self, qualified: str, *args: Any) -> Any:
-        """Invoke a static method; Python ints, floats, bools and strs become Int32/Int64, Double, Boolean, String."""
+    @property
+    def values(self) -> FSharpValues:
+        """Converts `call`'s arguments and results, with F#'s reflection from the FSharp.Core the app's code uses:
+        the one its load context resolves (another FSharp.Core in the process does not know the app's types)."""
+        if self._values is None:
+            from .fsharp_values import FSharpValues
+
+            core = next((a for a in self.context.Assemblies if str(a.GetName().Name) == "FSharp.Core"), None)
+            if core is None:
+                ref = next((r for r in self.assembly.GetReferencedAssemblies() if str(r.Name) == "FSharp.Core"), None)
+                core = self.context.LoadFromAssemblyName(ref) if ref is not None else None
+            self._values = FSharpValues(core, lambda: list(self.context.Assemblies))
+        return self._values
+
+    def call(self, qualified: str, *args: Any, type_args: Sequence[Any] | None = None) -> Any:
+        """Invoke a static method with Python arguments converted to its parameter types, and its result converted
+        back to Python (see fsharp_values); a generic one with `type_args`, or type arguments inferred from `args`."""
         from System import Array, Object  # type: ignore[import-not-found]
 
-        method = self.find_method(qualified)
+        method, net_args = self.values.bind(qualified, self.find_method(qualified), args, type_args)
         try:
-            return method.Invoke(None, Array[Object]([to_net(a) for a in args]) if args else None)
+            result = method.Invoke(None, Array[Object](net_args) if net_args else None)
         except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
             inner = getattr(exc, "InnerException", None)
             if inner is not None:
                 raise AppError(f"{qualified} threw {inner.GetType().FullName}: {inner.Message}") from None
             raise AppError(f"{qualified} could not be called with {len(args)} argument(s): "
                            f"{str(exc).splitlines()[0]}") from None
+        return self.values.to_python(result)
