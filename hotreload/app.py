@@ -96,6 +96,7 @@ class HostedApp:
         self.assembly = self.context.LoadFromAssemblyPath(self.path)
         AssemblyLoadContext.Default.add_Resolving(self._resolve_default)
         self.module = self.assembly.ManifestModule
+        self.libraries: list[Any] = []  # the app's own libraries hot reloaded with it (`load`)
         self._as_dotnet_run()
         self.thread: threading.Thread | None = None
         self.exit: AppExit | None = None
@@ -186,6 +187,15 @@ class HostedApp:
         body = self.method(token).GetMethodBody()
         return bytes(body.GetILAsByteArray()) if body is not None else b""
 
+    def load(self, path: str) -> Any:
+        """Load one of the app's own libraries into its context (no code runs), as the app would on first use;
+        `find_method` searches it too. The one already loaded, when it is."""
+        name = os.path.splitext(os.path.basename(path))[0]
+        loaded = next((a for a in self.context.Assemblies if str(a.GetName().Name) == name), None)
+        assembly = loaded if loaded is not None else self.context.LoadFromAssemblyPath(os.path.abspath(path))
+        self.libraries.append(assembly)
+        return assembly
+
     def find_method(self, qualified: str) -> Any:
         """'Namespace.Module.fn' (or 'Module.fn') -> the static MethodInfo. A module that shares its name with a
         type is compiled as `<Name>Module` (F#'s ModuleSuffix): it is found by the name written in the source."""
@@ -193,7 +203,8 @@ class HostedApp:
 
         type_name, _, member = qualified.rpartition(".")
         flags = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static | BindingFlags.Instance
-        types = [(str(t.FullName).replace("+", "."), t) for t in self.assembly.GetTypes()]
+        types = [(str(t.FullName).replace("+", "."), t) for asm in (self.assembly, *self.libraries)
+                 for t in asm.GetTypes()]
         for wanted in (type_name, type_name + "Module"):
             for name, t in types:
                 if name != wanted:

@@ -41,10 +41,15 @@ class Verification:
 
 
 class Updater:
-    """Owns the baseline of one hosted app and moves it forward generation by generation."""
+    """Owns the baseline of one assembly of a hosted app (the app's own by default, or one of its F# libraries,
+    loaded from `path`) and moves it forward generation by generation."""
 
-    def __init__(self, app: HostedApp, baseline: Baseline, stack_lines: str = "auto") -> None:
+    def __init__(self, app: HostedApp, baseline: Baseline, stack_lines: str = "auto", assembly: Any = None,
+                 path: str | None = None) -> None:
         self.app = app
+        self.assembly = assembly if assembly is not None else app.assembly
+        self.module = self.assembly.ManifestModule
+        self.path = path or app.path
         self.baseline = baseline
         self.applier = UpdateApplier()
         self.lock = threading.Lock()
@@ -53,7 +58,8 @@ class Updater:
         self._handler_cache: dict[str, list[Any]] = {}
         self.handlers_run: list[str] = []  # the MetadataUpdateHandler types of the last update, in order
         # hook (hotreload.lines): exceptions in updated code show the new file and line in their stack trace
-        self.lines = LineInfo(app.assembly, os.path.splitext(app.path)[0] + ".pdb", baseline.generation, stack_lines)
+        self.lines = LineInfo(self.assembly, os.path.splitext(self.path)[0] + ".pdb", baseline.generation,
+                              stack_lines)
 
     def apply(self, delta: Delta) -> float:
         """Apply one delta; returns seconds spent in ApplyUpdate and the update handlers."""
@@ -65,7 +71,7 @@ class Updater:
             start = time.perf_counter()
             self.lines.before_apply()  # hook (hotreload.lines); never raises
             try:
-                self.applier.apply(self.app.assembly, delta.metadata, delta.il, delta.pdb)
+                self.applier.apply(self.assembly, delta.metadata, delta.il, delta.pdb)
             except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
                 self.failed = f"generation {delta.generation}: {exc}".splitlines()[0]
                 raise ApplyFailed(f"the runtime rejected generation {delta.generation} ({str(exc).splitlines()[0]}); "
@@ -91,7 +97,7 @@ class Updater:
 
         types = {}
         for tok in delta.method_tokens.values():
-            declaring = self.app.method(tok).DeclaringType
+            declaring = self.module.ResolveMethod(tok).DeclaringType
             types[str(declaring.AssemblyQualifiedName)] = declaring
         return Array[Type](list(types.values()))
 
@@ -159,8 +165,9 @@ class Updater:
         result = Verification(warnings=list(self.handler_errors))
         for key, tok in delta.method_tokens.items():
             name = display_name(key)
-            method = self.app.method(tok)
-            live = self.app.method_il(tok)
+            method = self.module.ResolveMethod(tok)
+            body = method.GetMethodBody()
+            live = bytes(body.GetILAsByteArray()) if body is not None else b""
             if live != delta.method_il[key]:
                 result.problems.append(f"{name}: the runtime still reports the old IL")
                 continue
@@ -182,15 +189,15 @@ class Updater:
         for key, tok in delta.new_defs.items():
             try:
                 if key.startswith("T:"):
-                    seen = self.app.module.ResolveType(tok) is not None
+                    seen = self.module.ResolveType(tok) is not None
                 elif key.startswith("M:"):
-                    member = self.app.module.ResolveMethod(tok)
+                    member = self.module.ResolveMethod(tok)
                     owner = member.DeclaringType
                     listed = [owner.TypeInitializer] if str(member.Name) == ".cctor" else \
                         owner.GetConstructors(flags) if str(member.Name) == ".ctor" else owner.GetMethods(flags)
                     seen = any(m is not None and m.MetadataToken == tok for m in listed)
                 elif key.startswith("F:"):
-                    member = self.app.module.ResolveField(tok)
+                    member = self.module.ResolveField(tok)
                     seen = any(f.MetadataToken == tok for f in member.DeclaringType.GetFields(flags))
                 else:
                     continue

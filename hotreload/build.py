@@ -77,24 +77,36 @@ class BuildResult:
 
 
 def find_project(path: str | os.PathLike[str]) -> Path:
-    """Accept a .fsproj or a folder holding exactly one; refuse anything else with a clear message."""
+    """Accept a .fsproj, a .sln or .slnx with one F# app project, or a folder holding one of them; refuse anything
+    else with a clear message."""
+    from .solution import SolutionError, app_of_solution
+
     p = Path(path).resolve()
     if p.is_dir():
         found = sorted(p.glob("*.fsproj"))
-        if not found:
-            others = sorted(q.name for q in p.glob("*.*proj"))
+        solutions = sorted([*p.glob("*.sln"), *p.glob("*.slnx")])
+        if not found and len(solutions) == 1:
+            p = solutions[0]
+        elif not found:
+            others = sorted(q.name for q in p.glob("*.*proj")) + [q.name for q in solutions]
             seen = f" (only {', '.join(others)})" if others else ""
             raise ProjectError(f"{p}: no F# project (.fsproj) in this folder{seen}; "
-                               "pass the path of an .fsproj or of the folder that holds it")
-        if len(found) > 1:
+                               "pass the path of an .fsproj, of a solution, or of the folder that holds it")
+        elif len(found) > 1:
             raise ProjectError(f"{p}: {len(found)} F# projects in this folder ({', '.join(q.name for q in found)}); "
                                "pass the .fsproj to run")
-        p = found[0]
+        else:
+            p = found[0]
     if not p.exists():
         raise ProjectError(f"{p}: no such project file or folder; check the path")
+    if p.suffix in (".sln", ".slnx"):
+        try:
+            return app_of_solution(p)
+        except SolutionError as exc:
+            raise ProjectError(str(exc)) from None
     if p.suffix != ".fsproj":
         raise ProjectError(f"{p}: not an F# project: hotreload works on F# projects (.fsproj); "
-                           "pass an .fsproj or the folder that holds it")
+                           "pass an .fsproj, a solution, or the folder that holds it")
     return p
 
 

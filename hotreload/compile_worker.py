@@ -6,7 +6,8 @@ on the app's process, and its working directory is the project folder, as fsc's 
 document path relative to it in the PDB; anywhere else the output would differ from `dotnet build`'s).
 
 Protocol (one JSON object per line): the worker first says `{"ready": true}`; then for each request
-`{"args": [fsc arguments]}` it answers `{"ok": bool, "errors": [[file, line, column, code, message], ...],
+`{"args": [fsc arguments], "cwd": folder}` (cwd optional: the project folder of the compile, as MSBuild runs fsc
+in it; a solution's libraries are compiled by the same worker) it answers `{"ok": bool, "errors": [[file, line, column, code, message], ...],
 "failure": str | null, "seconds": float}`. End of input ends the worker; so does SIGTERM (to its process
 group, with what it started), when it is busy or hung past its deadline.
 """
@@ -78,7 +79,10 @@ def main(argv: list[str]) -> int:
         if not line.strip():
             continue
         try:
-            reply = service.compile(json.loads(line)["args"])
+            request = json.loads(line)
+            if request.get("cwd"):
+                os.chdir(request["cwd"])
+            reply = service.compile(request["args"])
         except Exception as exc:  # noqa: BLE001 - any compiler crash is reported, the worker stays up
             reply = {"ok": False, "errors": [], "failure": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
         protocol.write(json.dumps(reply) + "\n")

@@ -20,7 +20,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ from . import processes
 from .build import BUILD_PROPERTIES, BUILD_TIMEOUT_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, setting
 from .errors import HotReloadError
 from .processes import Child, Owner, StepTimedOut, Stopped
+from .solution import interface_digest
 
 # fsc options whose value is a path (relative to the project folder in MSBuild's arguments)
 _PATH_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "-r:", "--reference:", "--sourcelink:", "--keyfile:",
                  "--win32manifest:", "--win32res:", "--resource:", "--embed:", "--refout:")
-_MSBUILD_FILES = ("Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props")
+_MSBUILD_FILES = ("Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props", "global.json")
 WORKER_START_TIMEOUT = 120.0
 COMPILE_TIMEOUT_VARIABLE = "HOTRELOAD_COMPILE_TIMEOUT"
 COMPILE_TIMEOUT = 120.0
@@ -129,6 +131,7 @@ class Worker:
     def __init__(self, folder: Path, log: Path, owner: Owner, timeout: float = COMPILE_TIMEOUT,
                  command: list[str] | None = None) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
         self.timeout = timeout
         self._log = open(log, "ab")  # noqa: SIM115 - the worker writes to it for as long as it lives
         self._owner = owner
@@ -168,11 +171,13 @@ class Worker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def compile(self, args: list[str], timeout: float | None = None) -> dict[str, Any]:
+    def compile(self, args: list[str], timeout: float | None = None, cwd: Path | None = None) -> dict[str, Any]:
+        """Compile with fsc's `args` in `cwd` (the project folder: fsc records paths relative to it; default: the
+        folder the worker started in)."""
         with self._lock:
             assert self.proc.stdin is not None
             try:
-                self.proc.stdin.write(json.dumps({"args": args}) + "\n")
+                self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd or self.folder)}) + "\n")
                 self.proc.stdin.flush()
             except (OSError, ValueError) as exc:
                 raise ProjectError(f"the compiler worker is gone ({exc}); see {self._log.name}") from exc
@@ -203,25 +208,76 @@ class Worker:
         self._log.close()
 
 
+@dataclass(eq=False)
+class Unit:
+    """One F# project the warm compiler builds: the app, or a library of its closure (hotreload.solution).
+
+    `compiled` holds its sources' digests as of its last good compile (or as the first build read them), so a save
+    recompiles only the projects whose sources changed, and the ones built against a library whose interface did
+    (`interface`, see hotreload.solution.interface_digest)."""
+
+    builder: Builder
+    references: frozenset[Path] = frozenset()  # the closure's projects it compiles against
+    args: list[str] | None = None
+    key: str = ""
+    files: frozenset[str] = frozenset()  # F# files in its folder when MSBuild gave `args` (a glob may take more)
+    compiled: dict[str, str] = field(default_factory=dict)
+    interface: str = ""
+    stale: bool = True  # its last compile failed, or a library it compiles against changed shape since
+
+    @property
+    def project(self) -> Path:
+        return self.builder.project
+
+    def sources(self) -> list[str]:
+        return [a for a in self.args or [] if not a.startswith("-") and a.endswith((".fs", ".fsi", ".fsx"))]
+
+    def user_sources(self) -> list[str]:
+        """Its sources but those MSBuild writes into obj/ (assembly attributes: they change with the project)."""
+        obj = str(self.builder.obj_dir) + os.sep
+        return [a for a in self.sources() if not a.startswith(obj)]
+
+
+def folder_sources(folder: Path) -> frozenset[str]:
+    """The F# source files under a project folder (build output and tool folders left out)."""
+    found: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in ("bin", "obj", ".hotreload", ".git", "node_modules")]
+        found.update(os.path.join(dirpath, n) for n in filenames if n.endswith((".fs", ".fsi")))
+    return frozenset(found)
+
+
 class WarmCompiler:
     """Builds like `Builder.build()`, through the warm worker whenever MSBuild's inputs are as last seen.
 
+    `libraries` are the F# projects the app references, directly or not, in build order, each with the projects it
+    compiles against (hotreload.solution.referenced_projects): each is a `Unit` with its own arguments, compiled by
+    the same worker only when its sources changed or a library it uses changed shape, and the app last. The
+    libraries are compiled against each other's freshly compiled assemblies (obj/Name.dll), not the reference
+    assemblies MSBuild made at the first build, which the warm compile does not rewrite.
+
     `warm_up()` (slow: MSBuild, worker start, one compile to a scratch folder) runs once in the background after
-    the first `dotnet build`; `build()` waits for it. `on_fallback` hears why a save went through `dotnet build`.
+    the first `dotnet build`; `build()` waits for it. `on_fallback` hears why a save went through `dotnet build`;
+    `on_note` hears what else a save did first (MSBuild asked again for a changed compile list).
     `compile_timeout` (default HOTRELOAD_COMPILE_TIMEOUT or 120 s) bounds the worker's start and each compile.
     `close()` ends the worker, MSBuild and any build of `builder` in progress, with everything they started.
     """
 
     def __init__(self, builder: Builder, on_fallback: Callable[[str], None] | None = None,
-                 compile_timeout: float | None = None) -> None:
+                 compile_timeout: float | None = None,
+                 libraries: Sequence[tuple[Builder, frozenset[Path]]] = (),
+                 on_note: Callable[[str], None] | None = None) -> None:
         self.builder = builder
         self.on_fallback = on_fallback or (lambda reason: None)
+        self.on_note = on_note or (lambda note: None)
         self.compile_timeout = (compile_timeout if compile_timeout is not None
                                 else setting(COMPILE_TIMEOUT_VARIABLE, COMPILE_TIMEOUT))
         self.processes = Owner()
-        self.args: list[str] | None = None
-        self._key = ""
+        self.units = [*(Unit(b, refs) for b, refs in libraries),
+                      Unit(builder, frozenset(b.project for b, _refs in libraries))]
+        self.app = self.units[-1]
         self.compiled_from: tuple[dict[str, str], str] = ({}, "")  # the last warm compile's source digests, inputs
+        self.compiled: list[str] = []  # the projects the last build compiled (their file names)
         self._worker: Worker | None = None
         self._problem: str | None = None
         self._ready = threading.Event()
@@ -229,7 +285,24 @@ class WarmCompiler:
         self._closed = False
         self._closing = threading.Lock()
         self._failures = 0
-        self._compiling = False  # a save's compile is in the worker (writing the assembly in obj/)
+        self._compiling: Unit | None = None  # a save's compile is in the worker (writing the assembly in obj/)
+        self.on_arguments: Callable[[], None] = lambda: None  # after MSBuild gave the arguments (new sources)
+
+    @property
+    def args(self) -> list[str] | None:
+        """The app's compiler arguments (None until MSBuild gave them)."""
+        return self.app.args
+
+    @property
+    def _key(self) -> str:
+        return self.app.key
+
+    def remember_sources(self) -> None:
+        """Take the sources as they are now as what the first build compiled (call right after it, before
+        watching): a later save recompiles only the projects it touched."""
+        for unit in self.units:
+            unit.compiled = self.builder.digests(sorted(folder_sources(unit.project.parent)))
+            unit.stale = False
 
     # ---- warm-up ----------------------------------------------------------------------------------
     def warm_up_in_background(self) -> None:
@@ -239,6 +312,10 @@ class WarmCompiler:
         """Ask MSBuild for the arguments, start the worker and compile once (output to a scratch folder)."""
         try:
             self._refresh_arguments()
+            self.on_arguments()
+            for unit in self.units[:-1]:
+                if not unit.interface and unit.builder.dll.exists():
+                    unit.interface = interface_digest(unit.builder.dll)
             if self._worker is None:
                 worker = Worker(self.builder.project.parent, self.builder.work_dir / "compiler.log", self.processes,
                                 self.compile_timeout)
@@ -253,7 +330,7 @@ class WarmCompiler:
             scratch.parent.mkdir(parents=True, exist_ok=True)
             for _ in range(WARM_UP_COMPILES):
                 worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
-                               self.compile_timeout)
+                               self.compile_timeout, self.builder.project.parent)
             self._problem = None
         except (HotReloadError, OSError, ValueError) as exc:
             self._problem = str(exc)
@@ -271,10 +348,29 @@ class WarmCompiler:
         if worker is not None and self._worker is None:
             worker.close()
 
-    def _refresh_arguments(self) -> None:
-        key = inputs_key(self.builder.project)
-        self.args = compiler_arguments(self.builder, self.processes)
-        self._key = key
+    def _refresh_arguments(self) -> list[Unit]:
+        """Ask MSBuild for every project's arguments; a library's compile reads the other libraries' assemblies as
+        the warm compile writes them. Returns the projects whose list of sources changed."""
+        changed = []
+        fresh = {unit.builder.dll.name: str(unit.builder.obj_dir / unit.builder.dll.name) for unit in self.units[:-1]}
+        refs = {str(self.builder.obj_dir / "ref"), str(self.builder.obj_dir / "refint")}
+        for unit in self.units:
+            first, before = unit.args is None, unit.sources()
+            key = inputs_key(unit.project)
+            files = folder_sources(unit.project.parent)
+            args = compiler_arguments(unit.builder, self.processes)
+            for i, arg in enumerate(args):
+                if arg.startswith(("-r:", "--reference:")):
+                    path = arg.split(":", 1)[1]
+                    if os.path.dirname(path) in refs and os.path.basename(path) in fresh:
+                        args[i] = f"-r:{fresh[os.path.basename(path)]}"
+            unit.args, unit.key, unit.files = args, key, files
+            if first and unit.compiled:  # a linked file outside the folder: as it is now, from the first build on
+                unseen = [p for p in unit.user_sources() if p not in unit.compiled]
+                unit.compiled.update(self.builder.digests(unseen))
+            elif unit.sources() != before:
+                changed.append(unit)
+        return changed
 
     @property
     def ready(self) -> bool:
@@ -290,72 +386,129 @@ class WarmCompiler:
         with self._lock:
             self._ready.wait(WORKER_START_TIMEOUT)
             reason = self._why_not_warm()
+            if reason is None and self._compile_list_changed():
+                try:
+                    for unit in self._refresh_arguments():
+                        unit.stale = True  # compiled with its new list of files
+                    self.on_arguments()
+                    self.on_note("a source file was added or removed: MSBuild gave the compile list again")
+                except (HotReloadError, OSError) as exc:
+                    reason = f"MSBuild could not give the new compile list ({str(exc).splitlines()[0]})"
             if reason is None:
-                # what this compile is made from, read before it starts (a save during it shows as a difference)
-                self.compiled_from = self.builder.digests(self.sources()), self._key
-                warm = self._compile()
+                warm = self._compile_changed()
                 if warm is not None:
                     return warm
                 reason = self._problem or "the warm compiler stopped"
             self.on_fallback(reason)
+            before = {unit: self.builder.digests(self._sources_of(unit)) for unit in self.units}
             result = self.builder.build()
+            self.compiled = [unit.project.name for unit in self.units]
+            if result.ok:  # dotnet build compiled every project whose sources changed
+                for unit, digests in before.items():
+                    unit.compiled, unit.stale = digests, False
+                    if unit is not self.app and unit.builder.dll.exists():
+                        unit.interface = interface_digest(unit.builder.dll)
             if result.ok and not self._closed and self._failures < MAX_WARM_UP_FAILURES:
                 self._ready.clear()  # the next save waits for the new arguments (and a new worker if need be)
                 self.warm_up_in_background()
             return result
+
+    def _sources_of(self, unit: Unit) -> list[str]:
+        return sorted(set(unit.user_sources()) | folder_sources(unit.project.parent))
 
     def _why_not_warm(self) -> str | None:
         if not self._ready.is_set():
             return "the warm compiler is still starting"
         if self._problem is not None:
             return f"the warm compiler is unavailable ({self._problem.splitlines()[0]})"
-        if self._worker is None or self.args is None:
+        if self._worker is None or any(unit.args is None for unit in self.units):
             return "the warm compiler is not running"
-        try:
-            if inputs_key(self.builder.project) != self._key:
-                return f"{self.builder.project.name} (or an MSBuild file it imports) changed"
-        except OSError as exc:
-            return f"cannot read the project: {exc}"
-        missing = [a for a in self.args if not a.startswith("-") and not os.path.exists(a)]
-        if missing:
-            return f"{Path(missing[0]).name} no longer exists"
+        for unit in self.units:
+            try:
+                if inputs_key(unit.project) != unit.key:
+                    return f"{unit.project.name} (or an MSBuild file it imports) changed"
+            except OSError as exc:
+                return f"cannot read the project: {exc}"
+            missing = [a for a in unit.args or [] if not a.startswith("-") and not os.path.exists(a)]
+            if missing and Path(missing[0]).suffix not in (".fs", ".fsi"):
+                return f"{Path(missing[0]).name} no longer exists"
         return None
 
-    def _compile(self) -> BuildResult | None:
-        """Compile with the worker; None when it is gone (it is then started again after a `dotnet build`)."""
-        worker = self._worker
-        assert self.args is not None and worker is not None
+    def _compile_list_changed(self) -> bool:
+        """An F# file appeared in or left a project folder, or a listed one is gone: a glob may now match
+        differently, so MSBuild is asked for the compile list again (no `dotnet build` needed)."""
+        for unit in self.units:
+            if folder_sources(unit.project.parent) != unit.files:
+                return True
+            if any(not os.path.exists(a) for a in unit.sources()):
+                return True
+        return False
+
+    def _compile_changed(self) -> BuildResult | None:
+        """Compile, in build order, the projects whose sources changed and those built against a library whose
+        interface changed; None when the worker is gone (it is then started again after a `dotnet build`)."""
         start = time.perf_counter()
-        output = output_of(self.args)
+        self.compiled = []
+        for unit in self.units:
+            digests = self.builder.digests(unit.user_sources())
+            output = output_of(unit.args or [])
+            changed = not digests or any(unit.compiled.get(p) != d for p, d in digests.items())
+            if not unit.stale and not changed and output.exists() and unit.builder.dll.exists():
+                continue
+            reply = self._compile(unit)
+            if reply is None:
+                return None
+            self.compiled.append(unit.project.name)
+            if not reply.ok:
+                unit.stale = True
+                return replace(reply, seconds=time.perf_counter() - start)
+            unit.compiled, unit.stale = {**unit.compiled, **digests}, False
+            if unit is self.app:
+                self.compiled_from = digests, unit.key  # what the app was compiled from (a save during it differs)
+            else:
+                interface = interface_digest(unit.builder.dll)
+                if interface != unit.interface:
+                    unit.interface = interface
+                    for other in self.units:
+                        if unit.project in other.references:
+                            other.stale = True
+        return BuildResult(True, self.builder.dll, time.perf_counter() - start, how="warm fsc")
+
+    def _compile(self, unit: Unit) -> BuildResult | None:
+        """Compile one project with the worker; None when it is gone."""
+        worker = self._worker
+        assert unit.args is not None and worker is not None
+        start = time.perf_counter()
+        output = output_of(unit.args)
         try:
-            self._compiling = True
-            reply = worker.compile(self.args, self.compile_timeout)
+            self._compiling = unit
+            reply = worker.compile(unit.args, self.compile_timeout, unit.project.parent)
         except ProjectError as exc:
             self._problem = str(exc) if isinstance(exc, WorkerTimedOut) else f"the warm compiler stopped ({exc})"
             worker.close()
-            self.builder.discard_intermediate()  # it may have been writing the assembly
+            unit.builder.discard_intermediate()  # it may have been writing the assembly
             with self._closing:
                 if self._worker is worker:
                     self._worker = None
             return None
         finally:
-            self._compiling = False
+            self._compiling = None
         errors = [Diagnostic(file, line, column, code, message) for file, line, column, code, message
                   in reply["errors"]]
         if reply["failure"] and not errors:
-            errors = [Diagnostic(str(self.builder.project), 0, 0, "FSC", reply["failure"])]
+            errors = [Diagnostic(str(unit.project), 0, 0, "FSC", reply["failure"])]
         ok = bool(reply["ok"]) and output.exists()
         if ok:  # what dotnet build's copy step does for the compiled assembly and its symbols
-            self.builder.out_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(output, self.builder.dll)
+            unit.builder.out_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(output, unit.builder.dll)
             pdb = output.with_suffix(".pdb")
             if pdb.exists():
-                shutil.copyfile(pdb, self.builder.dll.with_suffix(".pdb"))
+                shutil.copyfile(pdb, unit.builder.dll.with_suffix(".pdb"))
         return BuildResult(ok, self.builder.dll, time.perf_counter() - start, errors, "", how="warm fsc")
 
     def sources(self) -> list[str]:
-        """The source files of the compile the worker is armed with (none when it is not)."""
-        return [a for a in self.args or [] if not a.startswith("-") and a.endswith((".fs", ".fsi", ".fsx"))]
+        """The app's source files in the compile the worker is armed with (none when it is not)."""
+        return self.app.sources()
 
     def close(self) -> None:
         """Stop the worker, a warm-up's MSBuild and the builder's build in progress, all at once (Ctrl-C must end
@@ -370,5 +523,8 @@ class WarmCompiler:
         processes.stop_children(self.processes.take_all() + building)
         if worker is not None:
             worker.close()
-        if building or compiling:  # cut short while writing the assembly, maybe
-            self.builder.discard_intermediate()
+        if building:  # cut short while writing the assembly, maybe
+            for unit in self.units:
+                unit.builder.discard_intermediate()
+        elif compiling is not None:
+            compiling.builder.discard_intermediate()

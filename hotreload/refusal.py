@@ -38,6 +38,7 @@ class RefusalKind(StrEnum):
     MISSING_METHOD = "method not in the running app"
     NO_BODY = "method has no IL body"
     DELETED_METHOD = "deleted method"
+    CSHARP = "edit to a C# project"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import threading
@@ -18,20 +19,22 @@ from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
 from .baseline import Baseline
 from .build import REUSE_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, check_sdk, find_project
-from .compiler import WarmCompiler, inputs_key
+from .compiler import WarmCompiler, inputs_key, msbuild_inputs
 from .delta import Delta, UnsupportedEdit, build_delta, load_build
-from .diff import Build, Refusal, diff_builds
+from .diff import Build, Diff, Refusal, diff_builds
 from .editable import editability_problem
 from .errors import HotReloadError
 from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .names import display_name
 from .pdb import Pdb
+from .refusal import RefusalKind
 from .report import Reporter
 from .runtime import RuntimeInfo, app_frameworks, framework_folder, start_runtime
+from .solution import ProjectNode, SolutionError, referenced_projects
 from .startup import startup_only
 from .traces import format_exception
-from .watch import SerialWorker, SourceWatcher
+from .watch import CSHARP_SUFFIXES, SOURCE_SUFFIXES, SerialWorker, SourceWatcher
 
 
 class OutcomeKind(StrEnum):
@@ -58,6 +61,7 @@ class Outcome:
     verification: Verification | None = None
     message: str = ""
     next_call: list[str] = field(default_factory=list)
+    assemblies: dict[str, int] = field(default_factory=dict)  # assembly updated -> its generation now
 
     @property
     def needs_restart(self) -> bool:
@@ -113,6 +117,30 @@ class SessionError(HotReloadError):
     """The session was used wrongly (not started, no such file or text, no update in time): the message says how."""
 
 
+@dataclass(eq=False)
+class Part:
+    """One F# assembly of the running app: the app's own, or a library of its closure. `dll` is where builds put
+    it; `previous` is the build that runs (the next save is diffed against it), `seen` the digest of the file it
+    was read from (an unchanged file is not read again); `updater` owns its baseline."""
+
+    name: str
+    dll: Path
+    updater: Updater
+    previous: Build
+    previous_pdb: Pdb | None
+    seen: str
+
+    def changed_on_disk(self) -> bool:
+        try:
+            return _file_digest(self.dll) != self.seen
+        except OSError:
+            return False
+
+
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 class Session:
     """Hosts one F# app in this process and keeps its code in step with the sources.
 
@@ -134,12 +162,17 @@ class Session:
         self.stack_lines = stack_lines_mode(stack_lines)  # auto, on or off (--stack-lines, HOTRELOAD_STACK_LINES)
         self.watch = watch
         self.builder = Builder(self.project)
-        self.compiler = WarmCompiler(self.builder, self._on_fallback) if warm_compiler else None
+        self.warm_compiler = warm_compiler
+        self.compiler: WarmCompiler | None = None  # made after the first build, which tells the projects
+        self.libraries: list[ProjectNode] = []  # the projects the app references, in build order
+        self.parts: list[Part] = []  # the F# assemblies hot reloaded: libraries in build order, the app last
         self.outcomes: list[Outcome] = []
         self.changed = threading.Condition()
         self.app: HostedApp | None = None
         self.updater: Updater | None = None
-        self._watcher: SourceWatcher | None = None
+        self._watchers: list[SourceWatcher] = []
+        self._csharp_edits: set[Path] = set()  # saved C# sources not yet reported
+        self._edits_lock = threading.Lock()
         self.app_exit: AppExit | None = None
         self.outcome_listeners: list[Callable[[Outcome], None]] = []  # called on the rebuild thread
         self.exit_listeners: list[Callable[[AppExit], None]] = []  # called on the app's thread
@@ -178,7 +211,15 @@ class Session:
                                "references it (`hotreload watch App.fsproj`), or load the library from Python with "
                                f"`hotreload.Session(\"{self.project.name}\")` and call its functions (README, "
                                "\"Smoke tests from Python\")")
-        if self.compiler is not None:
+        self._find_projects()
+        if self.warm_compiler:
+            self.compiler = WarmCompiler(
+                self.builder, self._on_fallback,
+                libraries=[(Builder(node.project, self.builder.work_dir, self.builder.timeout),
+                            frozenset(r for r in node.references if r.suffix == ".fsproj"))
+                           for node in self.libraries if node.fsharp],
+                on_note=lambda note: self.report.info(note, "compile-list"))
+            self.compiler.remember_sources()  # before watching: a save from now on is a change
             self.compiler.warm_up_in_background()
         if self.run_entry_point:
             self._launch_as_dotnet_run()
@@ -203,20 +244,83 @@ class Session:
         if self.updater.lines.status:
             self.report.info(self.updater.lines.status, "stack-lines", mode=self.stack_lines,
                              runtime_writes=self.updater.lines.writes)
-        self.previous, self.previous_pdb = build, pdb
+        self.parts = [*self._load_libraries(dll.parent),
+                      Part(dll.name, self.builder.dll, self.updater, build, pdb, _file_digest(dll))]
         if self.watch:
-            worker = SerialWorker(self._reload_quietly)
-            watcher = SourceWatcher(self.project.parent, lambda paths: worker.request(),
-                                    ignore=[self.builder.work_dir])
-            watcher.start()
-            self._worker, self._watcher = worker, watcher
-            self.report.info(f"watching {self.project.parent} (*.fs, *.fsi, *.fsproj)", "watching",
-                             folder=str(self.project.parent))
+            self._start_watching()
         for listener in self.start_listeners:
             listener(self.app)
         if self.run_entry_point:
             self.app.start(self.app_args, self._on_exit)
         return self
+
+    def _find_projects(self) -> None:
+        """The projects the app references (read from what the first build's restore wrote)."""
+        try:
+            self.libraries = referenced_projects(self.project)
+        except SolutionError as exc:
+            self.report.warn(f"{exc}; only {self.project.name} is hot reloaded", "warning")
+            self.libraries = []
+        others = [n for n in self.libraries if not n.fsharp]
+        if self.libraries:
+            self.report.info(f"{self.project.name} references {', '.join(n.name for n in self.libraries)}: "
+                             + ("each F# one is hot reloaded" if not others else
+                                f"F# ones are hot reloaded; edits to {', '.join(n.name for n in others)} need a "
+                                "restart"), "projects", projects=[str(n.project) for n in self.libraries])
+
+    def _load_libraries(self, folder: Path) -> list[Part]:
+        """Load each F# library of the closure from the started build's folder into the app's context now (loading
+        runs no code), so each has a baseline that is exactly what runs."""
+        assert self.app is not None
+        parts = []
+        for node in self.libraries:
+            dll = folder / f"{node.assembly}.dll"
+            if not node.fsharp or not dll.exists():
+                continue
+            build, pdb = load_build(str(dll))
+            problem = editability_problem(build.asm)
+            if problem:
+                raise ProjectError(f"{dll.name} (from {node.name}) cannot be hot reloaded: {problem}")
+            assembly = self.app.load(str(dll))
+            updater = Updater(self.app, Baseline(build, pdb), self.stack_lines, assembly, str(dll))
+            parts.append(Part(dll.name, self.builder.out_dir / dll.name, updater, build, pdb, _file_digest(dll)))
+        return parts
+
+    def _start_watching(self) -> None:
+        """Watch every project's folder (C# ones for their own sources), the MSBuild files imported from above
+        them, and the sources the compiler reads from elsewhere (linked files)."""
+        worker = SerialWorker(self._reload_quietly)
+        self._worker = worker
+        folders = [(self.project, False), *((n.project, not n.fsharp) for n in self.libraries)]
+        outside: set[Path] = set()
+        for project, csharp in folders:
+            watcher = SourceWatcher(project.parent, self._on_saved, ignore=[self.builder.work_dir],
+                                    suffixes=CSHARP_SUFFIXES if csharp else SOURCE_SUFFIXES)
+            self._watchers.append(watcher)
+            outside.update(msbuild_inputs(project))
+        for watcher in self._watchers:
+            watcher.start()
+        self._watchers[0].watch_files(outside)
+        if self.compiler is not None:
+            self.compiler.on_arguments = self._watch_linked_files
+            self._watch_linked_files()
+        listed = ", ".join(str(p.parent) for p, _ in folders)
+        self.report.info(f"watching {listed} (*.fs, *.fsi, *.fsproj)", "watching", folder=str(self.project.parent),
+                         folders=[str(p.parent) for p, _ in folders])
+
+    def _watch_linked_files(self) -> None:
+        """Sources compiled from outside the project folders (`<Compile Include="../Shared/X.fs" />`)."""
+        if self.compiler is None or not self._watchers:
+            return
+        self._watchers[0].watch_files(Path(p) for unit in self.compiler.units for p in unit.user_sources())
+
+    def _on_saved(self, paths: set[Path]) -> None:
+        csharp = {p for p in paths if p.suffix in CSHARP_SUFFIXES}
+        if csharp:
+            with self._edits_lock:
+                self._csharp_edits |= csharp
+        if self._worker is not None:
+            self._worker.request()
 
     def _first_build(self) -> BuildResult:
         """`dotnet build`, unless this process is a restart whose sources are exactly those the last save compiled
@@ -294,8 +398,8 @@ class Session:
         for listener in self.stop_listeners:
             with contextlib.suppress(Exception):  # stopping goes on whatever a listener does
                 listener()
-        if self._watcher is not None:
-            self._watcher.stop()
+        for watcher in self._watchers:
+            watcher.stop()
         if self._worker is not None:
             self._worker.stop(timeout=1.0)  # a rebuild in progress is abandoned: stopping takes at most seconds
         if self.compiler is not None:
@@ -336,7 +440,7 @@ class Session:
         updated = replace_in_source(raw, old, new, file)
         seen = len(self.outcomes)
         file.write_bytes(updated)
-        if self._watcher is not None:
+        if self._watchers:
             outcome = self.wait_for_outcome(seen, timeout)
             if outcome is None:
                 raise SessionError(f"{file}: no update within {timeout:.0f} s of the save")
@@ -404,17 +508,31 @@ class Session:
                               traceback=traceback.format_exc())
             return self._record(Outcome(OutcomeKind.FAILED, message=message))
 
+    @property
+    def previous(self) -> Build:
+        """The app's build that runs (the next save is compared with it)."""
+        return self.parts[-1].previous
+
+    @property
+    def previous_pdb(self) -> Pdb | None:
+        return self.parts[-1].previous_pdb
+
     def _reload(self, stage: list[str]) -> Outcome:
         assert self.updater is not None and self.app is not None
-        if self.updater.failed:
-            self.report.error(f"not applying: {self.updater.failed}; the app needs a restart", "failed",
-                              reason=self.updater.failed)
+        failed = next((p.updater.failed for p in self.parts if p.updater.failed), None)
+        if failed:
+            self.report.error(f"not applying: {failed}; the app needs a restart", "failed", reason=failed)
             return self._record(Outcome(OutcomeKind.FAILED, message=f"an earlier update failed "
-                                        f"({self.updater.failed}); nothing more is applied: restart the app"))
+                                        f"({failed}); nothing more is applied: restart the app"))
+        with self._edits_lock:
+            csharp, self._csharp_edits = sorted(self._csharp_edits), set()
+        if csharp:
+            return self._refuse([Refusal(RefusalKind.CSHARP, path.parent.name, "hotreload applies F# code only",
+                                         location=path.name) for path in csharp], {})
         timings: dict[str, float] = {}
         result = self.compiler.build() if self.compiler is not None else self.builder.build()
         timings["build"] = result.seconds
-        if result.how != "warm fsc":  # `dotnet build` may have rewritten bin/, whatever its result
+        if result.how != "warm fsc" or self.libraries:  # `dotnet build` may have rewritten bin/, whatever its result
             self._built_from = None
         elif result.ok and self.compiler is not None:  # a failed warm compile leaves bin/ as it was
             self._built_from = self.compiler.compiled_from
@@ -425,71 +543,104 @@ class Session:
             return self._record(Outcome(OutcomeKind.COMPILE_ERROR, errors=result.errors, timings=timings))
         stage[0] = "comparing the builds"
         t = time.perf_counter()
-        new_build, new_pdb = load_build(str(result.dll))
-        diff = diff_builds(self.previous, new_build, self.capabilities, (self.previous_pdb, new_pdb))
-        assert diff.new is not None
-        new_build = diff.new  # with running names for compiler-generated code that only moved
+        changes: list[tuple[Part, Build, Pdb | None, str, Diff]] = []
+        refusals: list[Refusal] = []
+        for part in self.parts:  # libraries first: a save that adds to one and uses it from the app is one update
+            if not part.changed_on_disk():
+                continue
+            digest = _file_digest(part.dll)
+            new_build, new_pdb = load_build(str(part.dll))
+            diff = diff_builds(part.previous, new_build, self.capabilities, (part.previous_pdb, new_pdb))
+            assert diff.new is not None
+            refusals += [locate(r, [(diff.new, new_pdb), (part.previous, part.previous_pdb)]) for r in diff.refusals]
+            changes.append((part, diff.new, new_pdb, digest, diff))  # with running names for moved generated code
         timings["diff"] = time.perf_counter() - t
-        if diff.refusals:
-            return self._refuse([locate(r, [(new_build, new_pdb), (self.previous, self.previous_pdb)])
-                                 for r in diff.refusals], timings)
-        if diff.empty:
-            self.previous, self.previous_pdb = new_build, new_pdb
-            message = ""
-            if diff.moved and new_pdb is not None:  # same code on new lines: stack traces follow, nothing to apply
-                baseline = self.updater.baseline
-                self.updater.lines.update_from(new_pdb, {baseline.defs[c.key] & 0xFFFFFF: c.new_rid
-                                                         for c in diff.moved if c.key in baseline.defs})
-                message = f"; line numbers updated for {len(diff.moved)} moved method(s)"
+        if refusals:
+            return self._refuse(refusals, timings)
+        if all(diff.empty for *_rest, diff in changes):
+            moved = 0
+            for part, new_build, new_pdb, digest, diff in changes:
+                part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+                if diff.moved and new_pdb is not None:  # same code on new lines: stack traces follow
+                    baseline = part.updater.baseline
+                    part.updater.lines.update_from(new_pdb, {baseline.defs[c.key] & 0xFFFFFF: c.new_rid
+                                                             for c in diff.moved if c.key in baseline.defs})
+                    moved += len(diff.moved)
+            message = f"; line numbers updated for {moved} moved method(s)" if moved else ""
             self.report.info(f"built in {_ms(timings['build'])}; no code changes to apply{message}", "built",
                              ms=round(timings["build"] * 1000))
             return self._record(Outcome(OutcomeKind.NO_CHANGE, timings=timings, message=message.lstrip("; ")))
         stage[0] = "writing the delta"
         t = time.perf_counter()
-        try:
-            delta = build_delta(self.updater.baseline, new_build, new_pdb, diff)
-        except UnsupportedEdit as exc:
-            return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
+        deltas: list[tuple[Part, Delta, Build, Pdb | None, str]] = []
+        for part, new_build, new_pdb, digest, diff in changes:
+            if diff.empty:
+                part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+                continue
+            try:
+                deltas.append((part, build_delta(part.updater.baseline, new_build, new_pdb, diff), new_build,
+                               new_pdb, digest))
+            except UnsupportedEdit as exc:
+                return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
         self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
         stage[0] = "applying"
-        try:
-            timings["apply"] = self.updater.apply(delta)
-        except ApplyFailed as exc:
-            self.report.error(f"{exc}", "failed", reason=str(exc))
-            return self._record(Outcome(OutcomeKind.FAILED, message=str(exc), timings=timings))
+        timings["apply"] = 0.0
+        applied: list[str] = []
+        for part, delta, new_build, new_pdb, digest in deltas:  # in build order: what the app's new code uses is there
+            try:
+                timings["apply"] += part.updater.apply(delta)
+            except ApplyFailed as exc:
+                message = str(exc) + (f" ({', '.join(applied)} already applied)" if applied else "")
+                self.report.error(message, "failed", reason=message)
+                return self._record(Outcome(OutcomeKind.FAILED, message=message, timings=timings))
+            part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+            applied.append(f"{part.name} generation {delta.generation}")
         stage[0] = "verifying"
-        self.previous, self.previous_pdb = new_build, new_pdb
         t = time.perf_counter()
-        verification = self.updater.verify(delta)
+        verification = Verification()
+        for part, delta, *_rest in deltas:
+            checked = part.updater.verify(delta)
+            for name in ("il_matches", "jitted", "visible", "problems", "warnings"):
+                getattr(verification, name).extend(getattr(checked, name))
         timings["verify"] = time.perf_counter() - t
-        names = delta.summary
+        names = [name for _part, delta, *_rest in deltas for name in delta.summary]
+        generations = {part.name: delta.generation for part, delta, *_rest in deltas}
+        app_delta = next((delta for part, delta, *_rest in deltas if part is self.parts[-1]), None)
+        generation = app_delta.generation if app_delta is not None else deltas[-1][1].generation
         stages = ", ".join(f"{k} {_ms(v)}" for k, v in timings.items())
         for warning in verification.warnings:
             self.report.warn(warning, "warning")
         if verification.problems:
-            self.updater.failed = f"generation {delta.generation} did not verify"
-            message = (f"generation {delta.generation} reached the app but did not verify: "
+            for part, delta, *_rest in deltas:
+                part.updater.failed = f"{part.name} generation {delta.generation} did not verify"
+            message = (f"{', '.join(applied)} reached the app but did not verify: "
                        + "; ".join(verification.problems) + "; nothing more is applied: restart the app")
-            self.report.error(message, "failed", reason=message, generation=delta.generation,
+            if applied == [f"{self.parts[-1].name} generation {generation}"]:
+                message = (f"generation {generation} reached the app but did not verify: "
+                           + "; ".join(verification.problems) + "; nothing more is applied: restart the app")
+            self.report.error(message, "failed", reason=message, generation=generation,
                               problems=verification.problems)
-            return self._record(Outcome(OutcomeKind.FAILED, delta.generation, names, timings,
-                                        verification=verification, message=message))
-        self.report.ok(f"applied generation {delta.generation}: {', '.join(names)} ({stages})", "applied",
-                       generation=delta.generation, methods=names,
+            return self._record(Outcome(OutcomeKind.FAILED, generation, names, timings,
+                                        verification=verification, message=message, assemblies=generations))
+        which = (f"generation {generation}" if list(generations) == [self.parts[-1].name]
+                 else ", ".join(applied))
+        self.report.ok(f"applied {which}: {', '.join(names)} ({stages})", "applied",
+                       generation=generation, methods=names, assemblies=generations,
                        ms={k: round(v * 1000, 1) for k, v in timings.items()})
-        checked = f"verified without running app code: IL read back for {len(verification.il_matches)}/" \
-                  f"{len(delta.method_tokens)}, JIT-compiled {len(verification.jitted)}"
+        count = sum(len(delta.method_tokens) for _part, delta, *_rest in deltas)
+        checked_text = f"verified without running app code: IL read back for {len(verification.il_matches)}/" \
+                       f"{count}, JIT-compiled {len(verification.jitted)}"
         if verification.visible:
-            checked += f", {len(verification.visible)} added member(s) visible through reflection"
-        self.report.info(checked, "verified", il=len(verification.il_matches), jitted=len(verification.jitted),
-                         visible=len(verification.visible))
-        next_call = self._startup_edits(delta, new_build)
+            checked_text += f", {len(verification.visible)} added member(s) visible through reflection"
+        self.report.info(checked_text, "verified", il=len(verification.il_matches),
+                         jitted=len(verification.jitted), visible=len(verification.visible))
+        next_call = self._startup_edits(app_delta, self.parts[-1].previous) if app_delta is not None else []
         if next_call:
             self.report.warn(f"{', '.join(next_call)} runs at startup and has already run: restart to pick it up "
                              "(r restarts the app; its state is lost)", "startup-code", methods=next_call)
-        return self._record(Outcome(OutcomeKind.APPLIED, delta.generation, names, timings, verification=verification,
-                                    next_call=next_call))
+        return self._record(Outcome(OutcomeKind.APPLIED, generation, names, timings, verification=verification,
+                                    next_call=next_call, assemblies=generations))
 
     def _startup_edits(self, delta: Delta, build: Build) -> list[str]:
         """Updated methods that run only while the app starts (hotreload.startup): the entry point and what only it

@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 
 SOURCE_SUFFIXES = frozenset({".fs", ".fsi", ".fsproj"})
 """File kinds whose change can change the compiled assembly."""
-SOURCE_NAMES = frozenset({"Directory.Build.props", "Directory.Build.targets"})
-"""MSBuild files imported implicitly by every project below them."""
+SOURCE_NAMES = frozenset({"Directory.Build.props", "Directory.Build.targets", "Directory.Packages.props",
+                          "global.json"})
+"""MSBuild files imported implicitly by every project below them, and the SDK's pin."""
+CSHARP_SUFFIXES = frozenset({".cs", ".csproj"})
+"""A C# project's sources (in an F# app's closure: their edits need a restart)."""
 IGNORED_DIRS = frozenset({"bin", "obj", ".git", ".hotreload"})
 """Build output and tool state: they change on every build and must never trigger one."""
 
@@ -69,14 +72,20 @@ class SourceWatcher:
 
     A burst ends when `debounce` seconds pass without a new event, or `ceiling` seconds after its first event, so
     a tool that writes continuously still gets rebuilds. `on_change` runs on one background thread, never
-    concurrently with itself. Relative `ignore` folders are taken relative to `root`. Editors finish a save's
+    concurrently with itself. Relative `ignore` folders are taken relative to `root`. `suffixes` are the file kinds
+    that count (F# sources and projects by default). `watch_files` adds single files outside `root` (a source
+    linked from another folder, a Directory.Build.props above the project), watched through their folders without
+    recursion. Editors finish a save's
     burst (write, rename, delete) within a few milliseconds; 50 ms covers it and stays small next to a build. A
     save that lands in two bursts costs one extra build, never a lost edit (the last build starts after it).
     """
 
     def __init__(self, root: Path, on_change: Callable[[set[Path]], None], ignore: Iterable[Path] = (),
-                 debounce: float = 0.05, ceiling: float = 1.0) -> None:
+                 debounce: float = 0.05, ceiling: float = 1.0, suffixes: frozenset[str] = SOURCE_SUFFIXES) -> None:
         self.root = _abs(Path(root))
+        self.suffixes = suffixes
+        self.files: set[Path] = set()  # single files outside root
+        self._folders: set[Path] = set()  # their folders, watched without recursion
         self.on_change = on_change
         self.ignore = tuple(_abs(p if Path(p).is_absolute() else self.root / p) for p in ignore)
         self.debounce = debounce
@@ -105,6 +114,25 @@ class SourceWatcher:
         # Seed after the watches exist: a file saved meanwhile is already pending and is then left unseeded,
         # so it is reported (one rebuild too many) rather than missed.
         self._seed()
+        files, self.files = self.files, set()
+        self.watch_files(files)
+
+    def watch_files(self, files: Iterable[Path]) -> None:
+        """Watch these files too (those under `root` already are); their changes are reported like the others."""
+        new = {_abs(Path(f)) for f in files} - self.files
+        new = {f for f in new if not self._wanted_dir(f.parent)}
+        self.files |= new
+        if self._observer is None:
+            return  # scheduled by start()
+        for folder in sorted({f.parent for f in new} - self._folders):
+            if folder.is_dir():
+                self._observer.schedule(_Handler(self), str(folder), recursive=False, event_filter=_EVENT_FILTER)
+                self._folders.add(folder)
+        for path in new:
+            digest = _digest(path)
+            with self._cond:
+                if path not in self._pending and path not in self._hashes:
+                    self._hashes[path] = digest
 
     def stop(self) -> None:
         """Stop watching and drop unreported changes; waits for a running `on_change` unless called from it."""
@@ -131,8 +159,11 @@ class SourceWatcher:
 
     # ---- filtering ------------------------------------------------------------------------------------------
     def is_source(self, path: Path) -> bool:
-        """True for a file under root whose change matters to the build and that is not build output."""
-        if path.suffix.lower() not in SOURCE_SUFFIXES and path.name not in SOURCE_NAMES:
+        """True for a file under root whose change matters to the build and that is not build output (or one of
+        the single files watched)."""
+        if path in self.files:
+            return True
+        if path.suffix.lower() not in self.suffixes and path.name not in SOURCE_NAMES:
             return False
         return self._wanted_dir(path.parent)
 

@@ -57,6 +57,7 @@ class PEImage:
         cli = self.rva_to_offset(cli_rva)
         md_rva, md_size = struct.unpack_from("<II", d, cli + 8)
         self.cli_flags, self.entry_point_token = struct.unpack_from("<II", d, cli + 16)
+        self.resources_rva, self.resources_size = struct.unpack_from("<II", d, cli + 24)
         md_off = self.rva_to_offset(md_rva)
         if md_off + md_size > len(d):
             raise BadImageError("metadata directory runs past the end of the file")

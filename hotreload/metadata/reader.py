@@ -262,6 +262,18 @@ class Assembly:
         off = self.pe.rva_to_offset(rva)
         return self.pe.data[off:off + size]
 
+    def resources(self) -> dict[str, bytes]:
+        """The managed resources embedded in this file, by name (ECMA-335 II.24.2.4: each a u4 length, then its
+        bytes, at its ManifestResource row's offset into the CLI header's resources directory)."""
+        found: dict[str, bytes] = {}
+        for offset, _flags, name, implementation in self.md.rows(T.ManifestResource):
+            if implementation != 0 or not self.pe.resources_rva:
+                continue  # in another file or assembly: not ours to read
+            start = self.pe.rva_to_offset(self.pe.resources_rva + offset)
+            size, = struct.unpack_from("<I", self.pe.data, start)
+            found[self.md.string(name)] = self.pe.data[start + 4:start + 4 + size]
+        return found
+
     def body_at(self, rva: int) -> bytes:
         """The method body at `rva`; for a header it cannot size, the rest of its section (the parser says why)."""
         off = self.pe.rva_to_offset(rva)

@@ -1,0 +1,19 @@
+module App.Program
+
+open System
+open System.Threading
+open Shapes
+
+/// What the loop prints; tests call it too.
+let report (tick: int) =
+    sprintf "tick %d | %s | %s | %s | %s | %s" tick (Left.describe tick) (Right.describe tick)
+        (Pages.Home.render tick) (Banner.banner ()) (Native.Greeter.Hello "f#")
+
+[<EntryPoint>]
+let main _ =
+    let mutable tick = 0
+    while true do
+        tick <- tick + 1
+        Console.WriteLine(report tick)
+        Thread.Sleep 200
+    0

@@ -1,0 +1,7 @@
+namespace Shapes
+
+/// The bottom of the diamond: Left and Right both use it.
+module Core =
+    let label (name: string) = "core:" + name
+
+    let twice (x: int) = x * 2
