@@ -87,6 +87,9 @@ def find_project(path: str | os.PathLike[str]) -> Path:
         solutions = sorted([*p.glob("*.sln"), *p.glob("*.slnx")])
         if not found and len(solutions) == 1:
             p = solutions[0]
+        elif not found and solutions:
+            raise ProjectError(f"{p}: {len(solutions)} solutions in this folder "
+                               f"({', '.join(q.name for q in solutions)}); pass the one to run, or its app's .fsproj")
         elif not found:
             others = sorted(q.name for q in p.glob("*.*proj")) + [q.name for q in solutions]
             seen = f" (only {', '.join(others)})" if others else ""

@@ -93,10 +93,15 @@ def _is_initializer(key: str) -> bool:
     return name.endswith("..cctor") or (name.startswith("<StartupCode$") and name.endswith(".main@"))
 
 
-def _module_value(field_name: str) -> str:
-    """'<StartupCode$App>.$Demo.Lib.table@31' -> 'Demo.Lib.table' (the value as the user wrote it)."""
+def _module_value(field_name: str, build: Build) -> str:
+    """'<StartupCode$App>.$Demo.Lib.table@31' -> 'Demo.Lib.table' (the value as the user wrote it). The startup
+    class is named after the file, not the module: the module is the one type with the value's getter."""
     owner, _, value = field_name.rpartition(".")
-    return owner.split(".$", 1)[-1] + "." + value.split("@")[0]
+    value = value.split("@")[0]
+    modules = {name.rpartition(".")[0] for name in map(display_name, build.methods) if name.endswith(f".get_{value}")}
+    if len(modules) == 1:
+        return f"{modules.pop()}.{value}"
+    return owner.split(".$", 1)[-1] + "." + value
 
 
 def _owner_name(key: str) -> str:
@@ -205,7 +210,7 @@ class _Differ:
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
                 if new.names.own_name(T.Field, rid) != "init@":
-                    self.refuse(K.ADDED_MODULE_VALUE, _module_value(name),
+                    self.refuse(K.ADDED_MODULE_VALUE, _module_value(name, new),
                                 "module initializers already ran, so the new value would never be set")
             elif rid in new.field_rvas and not self.needs("AddFieldRva", "changing array literal data", name):
                 continue
@@ -222,7 +227,7 @@ class _Differ:
                 self.refuse(K.LAYOUT, owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
-                self.refuse(K.REMOVED_MODULE_VALUE, _module_value(name),
+                self.refuse(K.REMOVED_MODULE_VALUE, _module_value(name, old),
                             "module initializers already ran; removing a value needs a fresh start")
             else:
                 self.refuse(K.REMOVED_FIELD, name, "the running objects still hold it")

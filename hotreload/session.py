@@ -26,6 +26,8 @@ from .editable import editability_problem
 from .errors import HotReloadError
 from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
+from .metadata.il import instructions
+from .metadata.schema import T, split_token
 from .names import display_name
 from .pdb import Pdb
 from .refusal import RefusalKind
@@ -85,7 +87,34 @@ def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
             if points:
                 doc = Path(pdb.document_name(points[0].document)).name
                 return replace(refusal, location=f"{doc}:{points[0].start_line}")
+    if refusal.kind in (RefusalKind.ADDED_MODULE_VALUE, RefusalKind.REMOVED_MODULE_VALUE):
+        for build, pdb in builds:  # a module value's getter has no lines: the initializer's store of it has
+            where = _stored_at(build, pdb, last) if pdb is not None else None
+            if where:
+                return replace(refusal, location=where)
     return refusal
+
+
+def _stored_at(build: Build, pdb: Pdb, value: str) -> str | None:
+    """'File.fs:line' of the statement that stores module value `value` (its field is `value` or `value@line`)."""
+    fields = {rid for rid in range(1, len(build.asm.md.rows(T.Field)) + 1)
+              if build.names.own_name(T.Field, rid).split("@")[0] == value}
+    if not fields:
+        return None
+    for rid in build.methods.values():
+        body = build.body(rid)
+        if body is None:
+            continue
+        for ins in instructions(body.code):
+            if ins.opcode != 0x80:  # stsfld
+                continue
+            table, row = split_token(int.from_bytes(body.code[ins.operand_offset:ins.operand_offset + 4], "little"))
+            if table != T.Field or row not in fields:
+                continue
+            points = [p for p in pdb.method_info(rid).points if not p.hidden and p.il_offset <= ins.offset]
+            if points:
+                return f"{Path(pdb.document_name(points[-1].document)).name}:{points[-1].start_line}"
+    return None
 
 
 def _ms(seconds: float) -> str:
