@@ -224,6 +224,7 @@ class Unit:
     compiled: dict[str, str] = field(default_factory=dict)
     interface: str = ""
     stale: bool = True  # its last compile failed, or a library it compiles against changed shape since
+    built_key: str | None = None  # its MSBuild inputs as the last `dotnet build` read them (see _refresh_arguments)
 
     @property
     def project(self) -> Path:
@@ -236,6 +237,13 @@ class Unit:
         """Its sources but those MSBuild writes into obj/ (assembly attributes: they change with the project)."""
         obj = str(self.builder.obj_dir) + os.sep
         return [a for a in self.sources() if not a.startswith(obj)]
+
+
+def _inputs_key_or_none(project: Path) -> str | None:
+    try:
+        return inputs_key(project)
+    except OSError:
+        return None
 
 
 def folder_sources(folder: Path) -> frozenset[str]:
@@ -303,6 +311,7 @@ class WarmCompiler:
         for unit in self.units:
             unit.compiled = self.builder.digests(sorted(folder_sources(unit.project.parent)))
             unit.stale = False
+            unit.built_key = _inputs_key_or_none(unit.project)
 
     # ---- warm-up ----------------------------------------------------------------------------------
     def warm_up_in_background(self) -> None:
@@ -356,7 +365,9 @@ class WarmCompiler:
         refs = {str(self.builder.obj_dir / "ref"), str(self.builder.obj_dir / "refint")}
         for unit in self.units:
             first, before = unit.args is None, unit.sources()
-            key = inputs_key(unit.project)
+            # the inputs the last build read, not those of now: a project file saved since is a change next save
+            key = unit.built_key if unit.built_key is not None else inputs_key(unit.project)
+            unit.built_key = None
             files = folder_sources(unit.project.parent)
             args = compiler_arguments(unit.builder, self.processes)
             for i, arg in enumerate(args):
@@ -401,11 +412,12 @@ class WarmCompiler:
                 reason = self._problem or "the warm compiler stopped"
             self.on_fallback(reason)
             before = {unit: self.builder.digests(self._sources_of(unit)) for unit in self.units}
+            keys = {unit: _inputs_key_or_none(unit.project) for unit in self.units}
             result = self.builder.build()
             self.compiled = [unit.project.name for unit in self.units]
             if result.ok:  # dotnet build compiled every project whose sources changed
                 for unit, digests in before.items():
-                    unit.compiled, unit.stale = digests, False
+                    unit.compiled, unit.stale, unit.built_key = digests, False, keys[unit]
                     if unit is not self.app and unit.builder.dll.exists():
                         unit.interface = interface_digest(unit.builder.dll)
             if result.ok and not self._closed and self._failures < MAX_WARM_UP_FAILURES:

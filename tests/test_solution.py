@@ -164,3 +164,36 @@ def test_interface_digest_ignores_bodies_but_not_new_members(solution: Session) 
     _write(solution, "Right/Right.fs", "module Right =", "module Right =\n    let extra () = 1\n")
     assert solution.reload().kind == OutcomeKind.APPLIED
     assert interface_digest(out / "Right.dll") != before
+
+
+def test_a_package_added_to_a_library_is_restored_and_used(solution: Session) -> None:
+    """A PackageReference saved with the code that uses it: `dotnet build` restores it (the project file changed),
+    its assembly becomes loadable in the app's context, and the library's update that calls it applies."""
+    _write(solution, "Core/Core.fsproj", "  <ItemGroup>",
+           '  <ItemGroup>\n    <PackageReference Include="FsToolkit.ErrorHandling" Version="4.3.0" />')
+    _write(solution, "Core/Core.fs", "    let twice", """    let checkedSum (xs: int list) =
+        xs
+        |> FsToolkit.ErrorHandling.List.traverseResultM (fun x -> if x >= 0 then Ok x else Error $"negative {x}")
+        |> Result.map List.sum
+
+    let twice""")
+    outcome = solution.reload()
+    assert outcome.kind == OutcomeKind.APPLIED, outcome
+    assert "Core.dll" in outcome.assemblies
+    assert solution.call("Shapes.Core.checkedSum", [1, 2, 3]) == ("Ok", 6)
+    assert solution.call("Shapes.Core.checkedSum", [1, -2]) == ("Error", "negative -2")
+
+
+def test_a_package_that_cannot_be_restored_is_a_build_error_and_the_session_goes_on(solution: Session) -> None:
+    _write(solution, "Left/Left.fsproj", '<Compile Include="Left.fs" />',
+           '<Compile Include="Left.fs" />\n    <PackageReference Include="Hotreload.NoSuch.Package" Version="9.9.9" />')
+    failed = solution.reload()
+    assert failed.kind == OutcomeKind.COMPILE_ERROR
+    assert any(e.code == "NU1101" and "Hotreload.NoSuch.Package" in e.message for e in failed.errors), failed.errors
+    before = solution.call(REPORT, 2)
+    _write(solution, "Left/Left.fsproj", '\n    <PackageReference Include="Hotreload.NoSuch.Package" Version="9.9.9" />',
+           "")
+    _write(solution, "Left/Left.fs", '("left "', '("LEFT "')
+    fixed = solution.reload()
+    assert fixed.kind == OutcomeKind.APPLIED and "Left.dll" in fixed.assemblies, fixed
+    assert solution.call(REPORT, 2) == before.replace("core:left", "core:LEFT")
