@@ -12,6 +12,7 @@ AssemblyLoadContext and is stopped when the test ends.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,16 +32,21 @@ def hotreload_session(tmp_path: Path) -> Iterator[Callable[..., Session]]:
     started `hotreload.Session`; `copy=False` works on the project in place."""
     from .build import find_project
     from .session import Session
+    from .solution import sources_root
 
     started: list[Session] = []
 
     def start(project: str | Path, copy: bool = True, watch: bool = False, run_entry_point: bool = False,
               app_args: list[str] | None = None) -> Session:
-        path = find_project(project)
-        if copy:
-            folder = tmp_path / f"{path.parent.name}-{len(started)}"
-            shutil.copytree(path.parent, folder, ignore=_NOT_COPIED)
-            path = folder / path.name
+        path = find_project(project)  # a solution names its app
+        if copy:  # the app's folder, or the one that holds it and every project it references
+            given = Path(project).resolve()
+            root = sources_root(path)
+            if given.suffix in (".sln", ".slnx") or (given.is_dir() and not list(given.glob("*.fsproj"))):
+                root = Path(os.path.commonpath([root, given if given.is_dir() else given.parent]))
+            folder = tmp_path / f"{root.name}-{len(started)}"
+            shutil.copytree(root, folder, ignore=_NOT_COPIED)
+            path = folder / path.relative_to(root)
         session = Session(path, app_args=app_args, watch=watch, run_entry_point=run_entry_point)
         started.append(session)
         return session.start()

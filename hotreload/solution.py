@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -111,6 +112,32 @@ def interface_digest(dll: Path) -> str:
         if name.startswith(INTERFACE_RESOURCES):
             digest.update(name.encode() + b"\0" + resources[name] + b"\0")
     return digest.hexdigest()
+
+
+def sources_root(project: Path) -> Path:
+    """The folder that holds the project and every project it references (read from the project files, before any
+    build): what a copy of the app must take for its references to resolve."""
+    seen: set[Path] = set()
+    linked: set[Path] = set()
+    todo = [project.resolve()]
+    while todo:
+        current = todo.pop()
+        if current in seen or not current.exists():
+            continue
+        seen.add(current)
+        try:
+            root = ET.parse(current).getroot()
+        except (OSError, ET.ParseError):
+            continue
+        for el in root.iter():
+            include = el.get("Include", "").replace("\\", "/")
+            if not include or "$(" in include:
+                continue
+            if el.tag.rsplit("}", 1)[-1] == "ProjectReference":
+                todo.append((current.parent / include).resolve())
+            elif el.tag.rsplit("}", 1)[-1] == "Compile" and include.startswith(".."):  # a linked source
+                linked.add((current.parent / include).resolve().parent)
+    return Path(os.path.commonpath([str(p.parent) for p in seen] + [str(f) for f in linked]))
 
 
 # ---- solutions --------------------------------------------------------------------------------------------------

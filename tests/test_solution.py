@@ -8,7 +8,7 @@ refused as a whole."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -197,3 +197,12 @@ def test_a_package_that_cannot_be_restored_is_a_build_error_and_the_session_goes
     fixed = solution.reload()
     assert fixed.kind == OutcomeKind.APPLIED and "Left.dll" in fixed.assemblies, fixed
     assert solution.call(REPORT, 2) == before.replace("core:left", "core:LEFT")
+
+
+def test_the_pytest_fixture_copies_the_whole_solution(hotreload_session: Callable[..., Session]) -> None:
+    s = hotreload_session(SOLUTION / "App" / "App.fsproj")  # the app's project: its references come along
+    assert s.project.parent.parent != SOLUTION and (s.project.parent.parent / "Core" / "Core.fs").exists()
+    assert (s.project.parent.parent / "Shared" / "Banner.fs").exists()  # the linked file too
+    s.edit("../Right/Right.fs", "(x + 1)", "(x + 100)")
+    assert "core:right 101" in str(s.call(REPORT, 1))
+    assert "(x + 1)" in (SOLUTION / "Right" / "Right.fs").read_text()  # the repository's copy is untouched

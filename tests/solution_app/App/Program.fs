@@ -10,10 +10,11 @@ let report (tick: int) =
         (Pages.Home.render tick) (Banner.banner ()) (Native.Greeter.Hello "f#")
 
 [<EntryPoint>]
-let main _ =
+let main argv =
+    let interval = match argv with [| ms |] -> int ms | _ -> 200
     let mutable tick = 0
     while true do
         tick <- tick + 1
         Console.WriteLine(report tick)
-        Thread.Sleep 200
+        Thread.Sleep interval
     0
