@@ -329,7 +329,8 @@ class Session:
             outside.update(msbuild_inputs(project))
         for watcher in self._watchers:
             watcher.start()
-        self._watchers[0].watch_files(outside)
+        roots = [w.root for w in self._watchers]
+        self._watchers[0].watch_files(p for p in outside if not any(p.is_relative_to(r) for r in roots))
         if self.compiler is not None:
             self.compiler.on_arguments = self._watch_linked_files
             self._watch_linked_files()
@@ -341,7 +342,10 @@ class Session:
         """Sources compiled from outside the project folders (`<Compile Include="../Shared/X.fs" />`)."""
         if self.compiler is None or not self._watchers:
             return
-        self._watchers[0].watch_files(Path(p) for unit in self.compiler.units for p in unit.user_sources())
+        roots = [w.root for w in self._watchers]
+        self._watchers[0].watch_files(
+            path for unit in self.compiler.units for path in map(Path, unit.user_sources())
+            if not any(Path(os.path.abspath(path)).is_relative_to(root) for root in roots))  # already watched
 
     def _on_saved(self, paths: set[Path]) -> None:
         csharp = {p for p in paths if p.suffix in CSHARP_SUFFIXES}
