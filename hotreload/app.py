@@ -236,7 +236,10 @@ class HostedApp:
         back to Python (see fsharp_values); a generic one with `type_args`, or type arguments inferred from `args`."""
         from System import Array, Object  # type: ignore[import-not-found]
 
-        method, net_args = self.values.bind(qualified, self.find_method(qualified), args, type_args)
+        found = self.find_method(qualified)
+        if args and not type_args and found.GetParameters().Length == 0 and _is_function(found.ReturnType):
+            return self._apply_value(qualified, found, args)
+        method, net_args = self.values.bind(qualified, found, args, type_args)
         try:
             result = method.Invoke(None, Array[Object](net_args) if net_args else None)
         except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
@@ -246,3 +249,34 @@ class HostedApp:
             raise AppError(f"{qualified} could not be called with {len(args)} argument(s): "
                            f"{str(exc).splitlines()[0]}") from None
         return self.values.to_python(result)
+
+    def _apply_value(self, qualified: str, getter: Any, args: Sequence[Any]) -> Any:
+        """A function defined as a value (`let f = g >> h`, compiled as a property of type FSharpFunc): read it
+        and apply it to the arguments one by one, each converted to the type the function takes."""
+        from System import Array, Object  # type: ignore[import-not-found]
+
+        from .fsharp_values import ConversionError
+
+        value, t = getter.Invoke(None, None), getter.ReturnType
+        for i, arg in enumerate(args):
+            if not _is_function(t):
+                raise AppError(f"{qualified} takes {i} argument(s); got {len(args)}")
+            domain, result = t.GetGenericArguments()
+            try:
+                net = self.values.to_net(arg, domain)
+            except ConversionError as exc:
+                raise AppError(f"{qualified}: argument {i + 1} wants {domain.Name}: {exc}") from None
+            try:
+                value = t.GetMethod("Invoke").Invoke(value, Array[Object]([net]))
+            except Exception as exc:  # noqa: BLE001 - .NET exceptions surface as Exception
+                inner = getattr(exc, "InnerException", None)
+                raise AppError(f"{qualified} threw {inner.GetType().FullName}: {inner.Message}" if inner is not None
+                               else f"{qualified}: {str(exc).splitlines()[0]}") from None
+            t = result
+        return self.values.to_python(value)
+
+
+def _is_function(t: Any) -> bool:
+    """An F# function type (FSharpFunc<'a, 'b>) with its type arguments known."""
+    return bool(t.IsGenericType and not t.ContainsGenericParameters
+                and str(t.GetGenericTypeDefinition().FullName) == "Microsoft.FSharp.Core.FSharpFunc`2")

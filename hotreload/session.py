@@ -471,6 +471,9 @@ class Session:
             raise SessionError(f"{file}: cannot read it ({exc.strerror}); give a path relative to "
                                f"{self.project.parent} or an absolute one") from None
         updated = replace_in_source(raw, old, new, file)
+        if updated == raw:  # nothing to save: a watcher would not even see a change
+            self.report.info(f"{file.name} is unchanged by the edit; nothing to build", "built")
+            return self._record(Outcome(OutcomeKind.NO_CHANGE, message=f"{file.name} is unchanged by the edit"))
         seen = len(self.outcomes)
         file.write_bytes(updated)
         if self._watchers:

@@ -206,3 +206,12 @@ def test_the_pytest_fixture_copies_the_whole_solution(hotreload_session: Callabl
     s.edit("../Right/Right.fs", "(x + 1)", "(x + 100)")
     assert "core:right 101" in str(s.call(REPORT, 1))
     assert "(x + 1)" in (SOLUTION / "Right" / "Right.fs").read_text()  # the repository's copy is untouched
+
+
+def test_an_edit_that_changes_nothing_returns_at_once(solution: Session) -> None:
+    outcome = solution.edit("../Core/Core.fs", "let label", "let label")  # no save reaches a watcher: not waited for
+    assert outcome.kind == OutcomeKind.NO_CHANGE and "unchanged" in outcome.message
+
+
+def test_a_function_defined_as_a_value_is_called_with_its_arguments(solution: Session) -> None:
+    assert solution.call("Shapes.Core.shouted", "x") == "CORE:X"  # `let f = g >> h`: an FSharpFunc property

@@ -5,3 +5,6 @@ module Core =
     let label (name: string) = "core:" + name
 
     let twice (x: int) = x * 2
+
+    /// A function defined as a value (point-free): `Session.call` applies it to its arguments.
+    let shouted = label >> fun s -> s.ToUpper()
