@@ -159,12 +159,6 @@ class Part:
     previous_pdb: Pdb | None
     seen: str
 
-    def changed_on_disk(self) -> bool:
-        try:
-            return _file_digest(self.dll) != self.seen
-        except OSError:
-            return False
-
 
 def _file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -198,7 +192,6 @@ class Session:
         self.outcomes: list[Outcome] = []
         self.changed = threading.Condition()
         self.app: HostedApp | None = None
-        self.updater: Updater | None = None
         self._watchers: list[SourceWatcher] = []
         self._csharp_edits: set[Path] = set()  # saved C# sources not yet reported
         self._edits_lock = threading.Lock()
@@ -266,15 +259,15 @@ class Session:
                          f"built in {_ms(result.seconds)}", "editable", dll=str(dll), ms=round(result.seconds * 1000))
         self.capabilities = list(info.capabilities)
         self.app = HostedApp(str(dll), framework_dirs=frameworks)
-        self.updater = Updater(self.app, Baseline(build, pdb), self.stack_lines)
+        updater = Updater(self.app, Baseline(build, pdb), self.stack_lines)
         entry = self.app.assembly.EntryPoint  # its identity, found once: startup code is found from it on saves
-        self._entry_key = next((k for k, tok in self.updater.baseline.defs.items()
+        self._entry_key = next((k for k, tok in updater.baseline.defs.items()
                                 if entry is not None and tok == int(entry.MetadataToken)), None)
-        if self.updater.lines.status:
-            self.report.info(self.updater.lines.status, "stack-lines", mode=self.stack_lines,
-                             runtime_writes=self.updater.lines.writes)
+        if updater.lines.status:
+            self.report.info(updater.lines.status, "stack-lines", mode=self.stack_lines,
+                             runtime_writes=updater.lines.writes)
         self.parts = [*self._load_libraries(dll.parent),
-                      Part(dll.name, self.builder.dll, self.updater, build, pdb, _file_digest(dll))]
+                      Part(dll.name, self.builder.dll, updater, build, pdb, _file_digest(dll))]
         if self.watch:
             self._start_watching()
         for listener in self.start_listeners:
@@ -545,6 +538,11 @@ class Session:
             return self._record(Outcome(OutcomeKind.FAILED, message=message))
 
     @property
+    def updater(self) -> Updater | None:
+        """The app's own assembly's updater (None before start)."""
+        return self.parts[-1].updater if self.parts else None
+
+    @property
     def previous(self) -> Build:
         """The app's build that runs (the next save is compared with it)."""
         return self.parts[-1].previous
@@ -582,9 +580,12 @@ class Session:
         changes: list[tuple[Part, Build, Pdb | None, str, Diff]] = []
         refusals: list[Refusal] = []
         for part in self.parts:  # libraries first: a save that adds to one and uses it from the app is one update
-            if not part.changed_on_disk():
+            try:
+                digest = _file_digest(part.dll)
+            except OSError:
                 continue
-            digest = _file_digest(part.dll)
+            if digest == part.seen:  # not rebuilt by this save: nothing to read or compare
+                continue
             new_build, new_pdb = load_build(str(part.dll))
             diff = diff_builds(part.previous, new_build, self.capabilities, (part.previous_pdb, new_pdb))
             assert diff.new is not None
