@@ -244,7 +244,7 @@ class DeltaBuilder:
             self._update_method(key, rid)
             self._set_attributes(T.MethodDef, base.defs[key] & 0xFFFFFF, rid)  # drops [MetadataUpdateDeleted]
         for key in diff.deleted:
-            self._delete_method(key)
+            self._delete_method(key, display_name(key) in diff.resigned)
         for rid in diff.added_properties:
             self._add_property(rid)
         for key in diff.attributes:
@@ -426,15 +426,18 @@ class DeltaBuilder:
             raise UnsupportedEdit(Refusal(RefusalKind.NO_BODY, display_name(key)))
         self._add_row(T.MethodDef, (rva,) + tuple(self._running_method_row(rid)[1:]), rid)
 
-    def _delete_method(self, key: str) -> None:
-        """The running method keeps its row but now throws, and is marked [MetadataUpdateDeleted]."""
+    def _delete_method(self, key: str, resigned: bool = False) -> None:
+        """The running method keeps its row but now throws, and is marked [MetadataUpdateDeleted]. `resigned`: the
+        source still defines it, with another signature (a new method the new code calls)."""
         running = self.base.defs.get(key)
         if running is None:
             return
         rid = running & 0xFFFFFF
         name = display_name(key)
         exc_ctor, attr_ctor = self._deletion_refs()
-        message = f"{name} was deleted by hot reload (the source no longer defines it); restart to drop it."
+        message = (f"{name} was replaced by hot reload: its signature changed, and the new code calls the new one; "
+                   "this caller holds the old one (restart to drop it)." if resigned else
+                   f"{name} was deleted by hot reload (the source no longer defines it); restart to drop it.")
         code = (b"\x72" + struct.pack("<I", 0x70000000 | self._user_string(message))
                 + b"\x73" + struct.pack("<I", token(T.MemberRef, exc_ctor)) + b"\x7a")
         while len(self.il) % 4:

@@ -57,6 +57,7 @@ class Diff:
     attributes: list[str] = field(default_factory=list)  # keys of existing entities whose attributes changed
     moved: list[ChangedMethod] = field(default_factory=list)  # same code, new source lines (sequence points)
     refusals: list[Refusal] = field(default_factory=list)
+    resigned: list[str] = field(default_factory=list)  # functions whose signature changed: deleted and added
 
     @property
     def empty(self) -> bool:
@@ -248,13 +249,18 @@ class _Differ:
                  if new.names.method_owner[new_methods[k]] not in added_types}
         removed = {k: old_methods[k] for k in old_methods.keys() - new_methods.keys()
                    if "T:" + _owner_name(k) in new.types}
-        resigned = {display_name(k) for k in added} & {display_name(k) for k in removed}
+        # A function whose parameters or return type changed is a new method; the old one is deleted (it throws
+        # MissingMethodException naming it, for code that still holds it). Constructors stay refused: the values
+        # they built have the old shape.
+        resigned = {display_name(k) for k in added if display_name(k).endswith(("..ctor", "..cctor"))} \
+            & {display_name(k) for k in removed}
+        result.resigned = sorted({display_name(k) for k in added} & {display_name(k) for k in removed} - resigned)
         layout_refused = {r.member for r in self.result.refusals if r.kind == K.LAYOUT}
         for name in sorted(resigned):
             if name.endswith("..ctor") and name[:-6] in layout_refused:
                 continue  # the record's constructor follows its fields: already said
-            self.refuse(K.SIGNATURE, name, "parameter or return types changed; callers compiled against the "
-                        "old signature are still running")
+            self.refuse(K.SIGNATURE, name, "parameter types changed; values built by the old constructor are "
+                        "still running")
         for key, rid in sorted(added.items()):
             name = display_name(key)
             if name in resigned:

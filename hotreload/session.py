@@ -24,6 +24,7 @@ from .delta import Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Diff, Refusal, diff_builds
 from .editable import editability_problem
 from .errors import HotReloadError
+from .holders import holders
 from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .metadata.il import instructions
@@ -64,6 +65,7 @@ class Outcome:
     message: str = ""
     next_call: list[str] = field(default_factory=list)
     assemblies: dict[str, int] = field(default_factory=dict)  # assembly updated -> its generation now
+    holders: list[str] = field(default_factory=list)  # running code that still reaches a deleted or replaced method
 
     @property
     def needs_restart(self) -> bool:
@@ -621,6 +623,12 @@ class Session:
                 return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
         self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
+        held: list[str] = []  # read from the running code before it changes (and while its frames run)
+        for part, _delta, new_build, *_more in deltas:
+            diff = next(d for p, *_x, d in changes if p is part)
+            if diff.deleted:
+                running = self._entry_key if part is self.parts[-1] and self.app.running else None
+                held += holders(part.previous, new_build, diff.deleted, running)
         stage[0] = "applying"
         timings["apply"] = 0.0
         applied: list[str] = []
@@ -672,12 +680,14 @@ class Session:
             checked_text += f", {len(verification.visible)} added member(s) visible through reflection"
         self.report.info(checked_text, "verified", il=len(verification.il_matches),
                          jitted=len(verification.jitted), visible=len(verification.visible))
+        for sentence in held:
+            self.report.warn(sentence, "holders")
         next_call = self._startup_edits(app_delta, self.parts[-1].previous) if app_delta is not None else []
         if next_call:
             self.report.warn(f"{', '.join(next_call)} runs at startup and has already run: restart to pick it up "
                              "(r restarts the app; its state is lost)", "startup-code", methods=next_call)
         return self._record(Outcome(OutcomeKind.APPLIED, generation, names, timings, verification=verification,
-                                    next_call=next_call, assemblies=generations))
+                                    next_call=next_call, assemblies=generations, holders=held))
 
     def _startup_edits(self, delta: Delta, build: Build) -> list[str]:
         """Updated methods that run only while the app starts (hotreload.startup): the entry point and what only it
