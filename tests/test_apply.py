@@ -151,10 +151,11 @@ def test_session_edit_returns_promptly_when_a_watched_reload_faults(
 def test_refusals_and_outcomes_have_typed_kinds(state: LiveProject) -> None:
     from hotreload import RefusalKind
 
-    outcome = state.refuse("State.fs", state.replace("State.fs", "let probe () = 1", "let probe (x: int) = x"))
+    outcome = state.refuse("State.fs", state.replace("State.fs", "let probe () = 1",
+                                                     "let started = System.DateTime.Now\nlet probe () = 1"))
     assert outcome.kind is OutcomeKind.REFUSED
-    assert [r.kind for r in outcome.refusals] == [RefusalKind.SIGNATURE]
-    assert str(outcome.refusals[0]).startswith("State.fs:8: signature change in Demo.State.probe")
+    assert outcome.refusals[0].kind is RefusalKind.ADDED_MODULE_VALUE
+    assert str(outcome.refusals[0]).startswith("State.fs:8: added module-level value in Demo.State.started")
 
 
 JSON_APP = """module Demo.Json

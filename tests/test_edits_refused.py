@@ -45,7 +45,9 @@ let probe () = 1
 
 CHANGES: dict[str, tuple[str, str, RefusalKind, str]] = {
     # name: (old text, new text, expected kind, member fragment)
-    "signature": ("let scaled (x: int) = x + 1", "let scaled (x: int64) = x + 1L", RefusalKind.SIGNATURE, "scaled"),
+    # a function's signature change is applied (tests/test_edits_signatures.py); a constructor's is not
+    "signature": ("type Named(name: string) =\n", "type Named(name: string, n: int) =\n", RefusalKind.SIGNATURE,
+                  "Named..ctor"),
     "union_case": ("type Shape = Circle of float | Square of float",
                    "type Shape = Circle of float | Square of float | Dot", RefusalKind.UNION_CASE, "Shape"),
     "record_field": ("type Rec = { A: int; B: string }", "type Rec = { A: int; B: string; C: float }",
@@ -122,11 +124,11 @@ def test_rude_edit_is_refused_and_nothing_applied(project: LiveProject, name: st
 
 
 def test_refusal_names_the_line_of_the_changed_member(project: LiveProject) -> None:
-    text = BASE.replace("let scaled (x: int) = x + 1", "let scaled (x: int64) = x + 1L")
+    text = BASE.replace("type Named(name: string) =\n", "type Named(name: string, n: int) =\n")
     outcome: Outcome = project.refuse("Lib.fs", text)
     refusal = next(r for r in outcome.refusals if r.kind == RefusalKind.SIGNATURE)
-    assert refusal.location == f"Lib.fs:{_line_of(text, 'let scaled')}"
-    assert str(refusal).startswith(f"Lib.fs:{_line_of(text, 'let scaled')}: signature change in Demo.Lib.scaled")
+    assert refusal.location == f"Lib.fs:{_line_of(text, 'type Named')}"
+    assert str(refusal).startswith(f"Lib.fs:{_line_of(text, 'type Named')}: signature change in Demo.Lib.Named..ctor")
 
 
 def test_initializer_refusal_says_it_would_not_run_again(project: LiveProject) -> None:
