@@ -47,6 +47,7 @@ BASE_DEFINITIONS: dict[str, str] = {
     "counter": "let counter () = 0",
     "label": 'let label () = "gen-0"',
     "pad": "let pad () = 0",
+    "named": "type Named() = class end",
     "extra": "",
     "main": "[<EntryPoint>]\nlet main _ = 0",
 }
@@ -61,8 +62,9 @@ EDITS: dict[str, dict[str, str]] = {
     "closure": {"doubled": "let doubled () = [1; 2; 3] |> List.map (fun x -> x * 3) |> List.sum"},
 }
 
-# A signature change, an added function, and a body (main) that calls the added function.
-REFUSED_EDIT = {"scaled": "let scaled (x: int64) = x + 1L", "extra": "let extra () = 7",
+# A base type change (refused: the runtime cannot change a loaded type's base), an added function, and a body (main)
+# that calls the added function.
+REFUSED_EDIT = {"named": 'type Named() = inherit System.Exception("n")', "extra": "let extra () = 7",
                 "main": "[<EntryPoint>]\nlet main _ = extra () - 7"}
 
 # Each form evaluates to {i}; the first use of each brings in BCL members the app never referenced.

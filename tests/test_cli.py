@@ -42,7 +42,7 @@ def test_delta_command_names_a_rude_edit(build_farm: BuildFarm, tmp_path: Path,
     code = main(["delta", str(build_farm["gen0"].dll), str(build_farm["refused"].dll), "-o", str(tmp_path)])
     assert code == 1
     err = capsys.readouterr().err
-    assert "signature change in Hot.Lib.scaled" in err
+    assert "base type change in Hot.Lib.Named" in err
     assert not (tmp_path / "1.meta").exists()
 
 
