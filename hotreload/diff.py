@@ -58,6 +58,7 @@ class Diff:
     moved: list[ChangedMethod] = field(default_factory=list)  # same code, new source lines (sequence points)
     refusals: list[Refusal] = field(default_factory=list)
     resigned: list[str] = field(default_factory=list)  # functions whose signature changed: deleted and added
+    initializer_code: list[str] = field(default_factory=list)  # generated types only initializers run, edited
 
     @property
     def empty(self) -> bool:
@@ -92,6 +93,11 @@ def _member_of(key: str) -> str:
 def _is_initializer(key: str) -> bool:
     name = display_name(key)
     return name.endswith("..cctor") or (name.startswith("<StartupCode$") and name.endswith(".main@"))
+
+
+def _is_startup_cctor(key: str) -> bool:
+    """The static constructor of a file's startup class: it computes the file's module-level values."""
+    return key.startswith("M:<StartupCode$") and display_name(key).endswith("..cctor")
 
 
 def _module_value(field_name: str, build: Build) -> str:
@@ -197,7 +203,8 @@ class _Differ:
                  if new.names.field_owner[new_fields[k]] not in added_types}
         removed = {k: old_fields[k] for k in old_fields.keys() - new_fields.keys()
                    if "T:" + _owner_name(k) in old_type_names and "T:" + _owner_name(k) in new.types}
-        retyped = {display_name(k) for k in added} & {display_name(k) for k in removed}
+        retyped = ({display_name(k) for k in added} & {display_name(k) for k in removed}) \
+            - {display_name(k) for k in added if _owner_name(k).startswith("<StartupCode$")}
         for name in sorted(retyped):
             self.refuse(K.FIELD_TYPE, name, "values already stored would not match the new type")
         for key, rid in sorted(added.items()):
@@ -209,10 +216,9 @@ class _Differ:
             if self.layout_fixed(owner_name, owner):
                 self.refuse(K.LAYOUT, owner_name,
                             "values already built have the old layout")
-            elif owner_name.startswith("<StartupCode$"):
-                if new.names.own_name(T.Field, rid) != "init@":
-                    self.refuse(K.ADDED_MODULE_VALUE, _module_value(name, new),
-                                "module initializers already ran, so the new value would never be set")
+            elif owner_name.startswith("<StartupCode$"):  # a module-level value: computed after the update
+                if self.needs("AddStaticFieldToExistingType", "adding module-level values", _module_value(name, new)):
+                    result.added_fields.append(rid)
             elif rid in new.field_rvas and not self.needs("AddFieldRva", "changing array literal data", name):
                 continue
             elif self.needs("GenericAddFieldToExistingType" if self.is_generic_type(new, owner) else
@@ -228,8 +234,7 @@ class _Differ:
                 self.refuse(K.LAYOUT, owner_name,
                             "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
-                self.refuse(K.REMOVED_MODULE_VALUE, _module_value(name, old),
-                            "module initializers already ran; removing a value needs a fresh start")
+                continue  # a removed module-level value: its field stays, unused; its getter is deleted
             else:
                 self.refuse(K.REMOVED_FIELD, name, "the running objects still hold it")
         for key in sorted(old_fields.keys() & new_fields.keys()):
@@ -268,8 +273,10 @@ class _Differ:
             owner = new.names.method_owner[rid]
             flags = new.method_flags(rid)[0]
             if name.endswith(".cctor"):
-                if not _owner_name(key).startswith("<StartupCode$"):  # module values: refused with their field
+                if not _owner_name(key).startswith("<StartupCode$"):
                     self.refuse(K.ADDED_INITIALIZER, name, "it would not run for a type already initialized")
+                elif self.needs("AddMethodToExistingType", "adding module-level values", name):
+                    result.added_methods.append(rid)  # never runs: its values are computed after the update
             elif flags & _VIRTUAL:
                 self.refuse(K.ADDED_VIRTUAL, name,
                             "the running type's method table cannot grow")
@@ -284,6 +291,8 @@ class _Differ:
             if old.method_flags(rid)[0] & _VIRTUAL:
                 self.refuse(K.REMOVED_VIRTUAL, name,
                             "the running type's method table cannot shrink")
+            elif _is_startup_cctor(key):
+                continue  # the file has no module-level values left: the old initializer ran and stays
             elif _is_initializer(key) or name.endswith(".ctor"):
                 self.refuse(K.REMOVED_INITIALIZER, name)
             else:
@@ -338,26 +347,29 @@ class _Differ:
     def body_changed(self, key: str, orid: int, nrid: int) -> None:
         """A method's code changed: an update, unless the runtime cannot take it."""
         new = self.new
-        if _is_initializer(key):
+        if _is_startup_cctor(key):
+            pass  # module-level values: applied, then the edited ones are computed again (hotreload.module_values)
+        elif _is_initializer(key):
             self.refuse(K.INITIALIZER, display_name(key),
                         "runs at startup: initializers already ran and would not run again")
+            return
         elif new.names.method_owner[nrid] in new.names.enclosing \
                 and new.names.method_owner[nrid] in self.initializer_types() \
                 and nrid not in (self._delegate_targets or set()):  # a delegate's code runs when it is invoked
-            self.refuse(K.INITIALIZER, display_name(key), "runs at startup: a module-level value's initializer runs "
-                        "this code; initializers already ran and would not run again")
-        elif ((int(T.MethodDef), nrid) in new.generic_params
-              or self.is_generic_type(new, new.names.method_owner[nrid])) \
+            owner = new.names.typedef_name(new.names.method_owner[nrid])
+            if owner not in self.result.initializer_code:  # the values that run it are computed again
+                self.result.initializer_code.append(owner)
+        if ((int(T.MethodDef), nrid) in new.generic_params
+                or self.is_generic_type(new, new.names.method_owner[nrid])) \
                 and not self.needs("GenericUpdateMethod", "editing generic code", display_name(key)):
             return
-        else:
-            self.result.changed.append(ChangedMethod(key, orid, nrid))
+        self.result.changed.append(ChangedMethod(key, orid, nrid))
 
     # ---- properties and attributes ---------------------------------------------------------------------
     def properties(self) -> None:
         old, new, result = self.old, self.new, self.result
         for key in sorted(new.properties.keys() - old.properties.keys()):
-            # a module-level value's property comes with its field, which is refused: nothing is written then
+            # a module-level value's property comes with its field and getter
             result.added_properties.append(new.properties[key])
 
     def attributes(self) -> None:

@@ -172,6 +172,12 @@ class Build:
                     self._type_of(struct.unpack_from("<I", body.code, ins.operand_offset)[0], out)
         return out
 
+    def token_types(self, tok: int) -> set[int]:
+        """TypeDef rows a token names: the type, the type of a member, the type of a generic instantiation."""
+        out: set[int] = set()
+        self._type_of(tok, out)
+        return out
+
     def _type_of(self, tok: int, out: set[int]) -> None:
         table, row = split_token(tok)
         md = self.asm.md

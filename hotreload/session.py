@@ -28,9 +28,11 @@ from .holders import holders
 from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .metadata.il import instructions
+from .module_values import Plan, plan
 from .metadata.schema import T, split_token
 from .names import display_name
 from .pdb import Pdb
+from .reevaluate import reevaluate
 from .refusal import RefusalKind
 from .report import Reporter
 from .runtime import RuntimeInfo, app_frameworks, framework_folder, start_runtime
@@ -66,11 +68,16 @@ class Outcome:
     next_call: list[str] = field(default_factory=list)
     assemblies: dict[str, int] = field(default_factory=dict)  # assembly updated -> its generation now
     holders: list[str] = field(default_factory=list)  # running code that still reaches a deleted or replaced method
+    reevaluated: list[str] = field(default_factory=list)  # module-level values computed again, in order
+    values_kept: list[str] = field(default_factory=list)  # edited values that keep their running value: why
+    startup_code: list[str] = field(default_factory=list)  # applied: values that could not be computed again, and
+    # top-level code (`do`) that ran once at startup and will not run again: a restart runs them
 
     @property
     def needs_restart(self) -> bool:
         """The app cannot run this save's code (or the last good one) without a fresh process."""
-        return self.kind in (OutcomeKind.REFUSED, OutcomeKind.FAILED) or bool(self.next_call)
+        return self.kind in (OutcomeKind.REFUSED, OutcomeKind.FAILED) or bool(self.next_call) \
+            or bool(self.startup_code)
 
 
 def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
@@ -117,6 +124,14 @@ def _stored_at(build: Build, pdb: Pdb, value: str) -> str | None:
             if points:
                 return f"{Path(pdb.document_name(points[-1].document)).name}:{points[-1].start_line}"
     return None
+
+
+def _touches_module_values(diff: Diff) -> bool:
+    """Whether the new build has module-level values (a startup class with a static constructor): any code it
+    changes may be what one of them computes."""
+    new = diff.new
+    return new is not None and any(k.startswith("M:<StartupCode$") and display_name(k).endswith("..cctor")
+                                   for k in new.methods)
 
 
 def _ms(seconds: float) -> str:
@@ -623,6 +638,14 @@ class Session:
                 return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
         self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
+        plans: dict[str, Plan] = {}  # module-level values to compute again, per assembly, in build order
+        recomputed: set[str] = set()
+        for part, _delta, new_build, new_pdb, _digest in deltas:
+            diff = next(d for p, *_x, d in changes if p is part)
+            if recomputed or _touches_module_values(diff):
+                plans[part.name] = plan(part.previous, part.previous_pdb, new_build, new_pdb,
+                                        [c.key for c in diff.changed], diff.initializer_code, recomputed)
+                recomputed |= {v.name for v in plans[part.name].run}
         held: list[str] = []  # read from the running code before it changes (and while its frames run)
         for part, _delta, new_build, *_more in deltas:
             diff = next(d for p, *_x, d in changes if p is part)
@@ -682,12 +705,45 @@ class Session:
                          jitted=len(verification.jitted), visible=len(verification.visible))
         for sentence in held:
             self.report.warn(sentence, "holders")
+        done, kept, startup_code = self._module_values(deltas, plans, timings)
         next_call = self._startup_edits(app_delta, self.parts[-1].previous) if app_delta is not None else []
         if next_call:
             self.report.warn(f"{', '.join(next_call)} runs at startup and has already run: restart to pick it up "
                              "(r restarts the app; its state is lost)", "startup-code", methods=next_call)
         return self._record(Outcome(OutcomeKind.APPLIED, generation, names, timings, verification=verification,
-                                    next_call=next_call, assemblies=generations, holders=held))
+                                    next_call=next_call, assemblies=generations, holders=held, reevaluated=done,
+                                    values_kept=kept, startup_code=startup_code))
+
+    def _module_values(self, deltas: list[tuple[Part, Delta, Build, Pdb | None, str]], plans: dict[str, Plan],
+                       timings: dict[str, float]) -> tuple[list[str], list[str], list[str]]:
+        """Compute the edited module-level values again (hotreload.module_values, hotreload.reevaluate), libraries
+        first, and say what was computed, what keeps its value and what only a restart picks up."""
+        done: list[str] = []
+        kept: list[str] = []
+        startup_code: list[str] = []
+        t = time.perf_counter()
+        for part, *_rest in deltas:
+            values = plans.get(part.name)
+            if values is None:
+                continue
+            result = reevaluate(part.updater.assembly, values.run) if values.run else None
+            if result is not None:
+                done += [name for name in result.done if "@" not in name]
+                startup_code += result.failed
+            kept += [f"{v.name} keeps its value: {why}" for v, why in values.kept]
+            startup_code += [f"{v.name}: its new initializer cannot be run on its own ({why}); restart to pick it "
+                             "up" for v, why in values.unsafe]
+            startup_code += [f"{what} runs at startup and has already run: restart to pick it up"
+                             for what in values.statements]
+        if done or startup_code:
+            timings["values"] = time.perf_counter() - t
+        if done:
+            self.report.ok(f"re-evaluated {', '.join(done)}", "reevaluated", values=done)
+        for sentence in kept:
+            self.report.info(sentence, "value-kept")
+        for sentence in startup_code:
+            self.report.warn(sentence + " (r restarts the app; its state is lost)", "startup-code")
+        return done, kept, startup_code
 
     def _startup_edits(self, delta: Delta, build: Build) -> list[str]:
         """Updated methods that run only while the app starts (hotreload.startup): the entry point and what only it
