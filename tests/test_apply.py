@@ -28,6 +28,8 @@ let bump () = counter <- counter + 1; counter
 let count () = items.Count
 let current () = counter
 let probe () = 1
+type Tag() =
+    member _.Name = "tag"
 """
 
 
@@ -151,11 +153,11 @@ def test_session_edit_returns_promptly_when_a_watched_reload_faults(
 def test_refusals_and_outcomes_have_typed_kinds(state: LiveProject) -> None:
     from hotreload import RefusalKind
 
-    outcome = state.refuse("State.fs", state.replace("State.fs", "let probe () = 1",
-                                                     "let started = System.DateTime.Now\nlet probe () = 1"))
+    outcome = state.refuse("State.fs", state.replace("State.fs", "type Tag() =\n", "type Tag() =\n    interface "
+                                                     "System.IDisposable with\n        member _.Dispose() = ()\n"))
     assert outcome.kind is OutcomeKind.REFUSED
-    assert outcome.refusals[0].kind is RefusalKind.ADDED_MODULE_VALUE
-    assert str(outcome.refusals[0]).startswith("State.fs:8: added module-level value in Demo.State.started")
+    assert outcome.refusals[0].kind is RefusalKind.INTERFACES
+    assert str(outcome.refusals[0]).startswith("State.fs:9: interface change in Demo.State.Tag"), outcome.refusals
 
 
 JSON_APP = """module Demo.Json
