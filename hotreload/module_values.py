@@ -120,7 +120,7 @@ class _Reads:
                         if table == T.MethodDef:
                             calls.add(row)
                         else:
-                            name = display_name(self.build.names.token_key(tok))
+                            name = _external(display_name(self.build.names.token_key(tok)))
                             if ".get_" in name:  # another assembly's value, read through its getter
                                 reads.add("get:" + name.replace(".get_", ".", 1))
             self._direct[rid] = frozenset(reads), frozenset(calls)
@@ -231,7 +231,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
                     if table == T.MethodDef:
                         calls.add(row)
                     else:
-                        called = display_name(build.names.token_key(tok))
+                        called = _external(display_name(build.names.token_key(tok)))
                         if ".get_" in called:
                             direct_reads.add("get:" + called.replace(".get_", ".", 1))
                 generated |= {t for t in build.token_types(tok) if is_line_named(build.names.own_name(T.TypeDef, t))}
@@ -253,6 +253,11 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
                 and pop:  # the copy F# keeps in a local: part of this value's statement
             boundary = listing[index + 1].offset + 1 + listing[index + 1].operand_size
     return out
+
+
+def _external(name: str) -> str:
+    """'R:[Lib]Demo.Names.get_who' -> 'Demo.Names.get_who': a member of another assembly, named as in its own."""
+    return name.split("]", 1)[1] if name.startswith("R:[") and "]" in name else name
 
 
 def _fallback_name(startup: str, own: str) -> str:

@@ -21,8 +21,6 @@ class RefusalKind(StrEnum):
     FIELD_TYPE = "field type change"
     FIELD_ATTRIBUTES = "field attribute change"
     REMOVED_FIELD = "removed field"
-    ADDED_MODULE_VALUE = "added module-level value"
-    REMOVED_MODULE_VALUE = "removed module-level value"
     INITIALIZER = "module-level value or static initializer change"
     ADDED_INITIALIZER = "added static initializer"
     REMOVED_INITIALIZER = "removed constructor or initializer"

@@ -28,8 +28,8 @@ from .holders import holders
 from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .metadata.il import instructions
-from .module_values import Plan, plan
 from .metadata.schema import T, split_token
+from .module_values import Plan, plan
 from .names import display_name
 from .pdb import Pdb
 from .reevaluate import reevaluate
@@ -96,7 +96,7 @@ def locate(refusal: Refusal, builds: list[tuple[Build, Pdb | None]]) -> Refusal:
             if points:
                 doc = Path(pdb.document_name(points[0].document)).name
                 return replace(refusal, location=f"{doc}:{points[0].start_line}")
-    if refusal.kind in (RefusalKind.ADDED_MODULE_VALUE, RefusalKind.REMOVED_MODULE_VALUE):
+    if refusal.kind is RefusalKind.CAPABILITY:  # a module-level value the runtime cannot add
         for build, pdb in builds:  # a module value's getter has no lines: the initializer's store of it has
             where = _stored_at(build, pdb, last) if pdb is not None else None
             if where:
@@ -640,11 +640,17 @@ class Session:
         self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
         plans: dict[str, Plan] = {}  # module-level values to compute again, per assembly, in build order
         recomputed: set[str] = set()
-        for part, _delta, new_build, new_pdb, _digest in deltas:
-            diff = next(d for p, *_x, d in changes if p is part)
-            if recomputed or _touches_module_values(diff):
-                plans[part.name] = plan(part.previous, part.previous_pdb, new_build, new_pdb,
-                                        [c.key for c in diff.changed], diff.initializer_code, recomputed)
+        for part in self.parts:  # an assembly this save did not change may read a value another one computes again
+            entry = next(((new_build, new_pdb) for p, _delta, new_build, new_pdb, _digest in deltas if p is part),
+                         None)
+            part_diff = next((d for p, *_x, d in changes if p is part), None)
+            if entry is not None and part_diff is not None and (recomputed or _touches_module_values(part_diff)):
+                plans[part.name] = plan(part.previous, part.previous_pdb, *entry, [c.key for c in part_diff.changed],
+                                        part_diff.initializer_code, recomputed)
+            elif entry is None and recomputed:
+                plans[part.name] = plan(part.previous, part.previous_pdb, part.previous, part.previous_pdb,
+                                        read_elsewhere=recomputed)
+            if part.name in plans:
                 recomputed |= {v.name for v in plans[part.name].run}
         held: list[str] = []  # read from the running code before it changes (and while its frames run)
         for part, _delta, new_build, *_more in deltas:
@@ -705,7 +711,7 @@ class Session:
                          jitted=len(verification.jitted), visible=len(verification.visible))
         for sentence in held:
             self.report.warn(sentence, "holders")
-        done, kept, startup_code = self._module_values(deltas, plans, timings)
+        done, kept, startup_code = self._module_values(plans, timings)
         next_call = self._startup_edits(app_delta, self.parts[-1].previous) if app_delta is not None else []
         if next_call:
             self.report.warn(f"{', '.join(next_call)} runs at startup and has already run: restart to pick it up "
@@ -714,15 +720,15 @@ class Session:
                                     next_call=next_call, assemblies=generations, holders=held, reevaluated=done,
                                     values_kept=kept, startup_code=startup_code))
 
-    def _module_values(self, deltas: list[tuple[Part, Delta, Build, Pdb | None, str]], plans: dict[str, Plan],
-                       timings: dict[str, float]) -> tuple[list[str], list[str], list[str]]:
+    def _module_values(self, plans: dict[str, Plan], timings: dict[str, float]) -> tuple[list[str], list[str],
+                                                                                         list[str]]:
         """Compute the edited module-level values again (hotreload.module_values, hotreload.reevaluate), libraries
         first, and say what was computed, what keeps its value and what only a restart picks up."""
         done: list[str] = []
         kept: list[str] = []
         startup_code: list[str] = []
         t = time.perf_counter()
-        for part, *_rest in deltas:
+        for part in self.parts:
             values = plans.get(part.name)
             if values is None:
                 continue

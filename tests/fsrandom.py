@@ -9,8 +9,8 @@ with fixed arguments, one `id<TAB>json` line each (`probes()` gives the same cal
 `Program.random_edit()` changes the model as a user edits: body rewrites, constant and string changes, added and
 removed functions (a removed name sometimes comes back), comment lines inserted above code (moving closures, which
 F# names after their line), new records and unions with a function using them, edited and added members, changed
-`[<Literal>]`s, a few edits at once, and now and then a rude edit (a module-level value's initializer, an added
-module-level value, an added union case) that hot reload must refuse or apply correctly.
+`[<Literal>]`s, module-level values edited and added (computed again in the running app), a few edits at once, and
+now and then a rude edit (an added union case) that hot reload must refuse or apply correctly.
 Everything is drawn from one `random.Random(seed)`: the same seed gives the same sources and the same edits.
 Generated code always compiles, and the cost of every function (calls weighted by the loops they sit in) is
 bounded so no probe runs long.
@@ -646,7 +646,8 @@ class Program:
         kinds: list[tuple[int, Callable[[Edit], None]]] = [
             (16, self.edit_body), (18, self.edit_constant), (7, self.edit_statement), (14, self.add_function),
             (6, self.remove_function), (10, self.insert_lines), (4, self.remove_lines), (5, self.add_type),
-            (6, self.edit_member), (3, self.add_member), (4, self.edit_literal), (5, self.several), (4, self.rude),
+            (6, self.edit_member), (3, self.add_member), (4, self.edit_literal), (5, self.several),
+            (4, self.edit_value), (2, self.rude),
         ]
         for _ in range(50):
             before = self.snapshot()
@@ -838,11 +839,11 @@ class Program:
         v.expr = str(int(v.expr) + self.rng.randint(1, 5))
         edit.what.append(f"[<Literal>] {v.name} = {v.expr}")
 
-    def rude(self, edit: Edit) -> None:
-        # a function's signature change is applied (tests/test_edits_signatures.py), not rude
-        kind = self.rng.choice(["initializer", "added value", "union case"])
+    def edit_value(self, edit: Edit) -> None:
+        """A module-level value's initializer edited, or a value added: applied, and computed again in the running
+        app with the values that read it (hotreload.module_values), so the live results must match a fresh run."""
         module = self.rng.choice(self.modules)
-        if kind == "initializer":
+        if self.rng.random() < 0.5:
             v = self.rng.choice([v for v in module.items if isinstance(v, Value) and not v.literal])
             if v.name.startswith("z"):
                 v.expr = f"[1; 2; 3] |> List.map (fun q -> q * q + {self.rng.randint(1, 999)}) |> List.sum"
@@ -852,22 +853,23 @@ class Program:
                 v.expr = f"List.sum [4; {self.rng.randint(1, 999)}]"
             else:
                 v.expr = fs_string(v.expr.strip('"') + "!")
-            edit.rude.add("module-level value or static initializer change")
-        elif kind == "added value":
+            edit.what.append(f"value {v.name} in {module.name}.fs")
+        else:
             lowest = max(k + 1 for k, i in enumerate(module.items) if isinstance(i, Value))
             module.items.insert(lowest, Value(self.name("y", module.name), INT, f"List.sum [4; {self.counter}]"))
-            edit.rude.add("added module-level value")
-        else:
-            unions = [t for _, t in self.types() if t.union]
-            if not unions:
-                raise Retry("no unions")
-            t = self.rng.choice(unions)
-            case = f"{t.fields[0][0][:-1]}d{len(t.fields)}"
-            t.fields.append((case, ""))
-            for m in t.members:
-                if not m.static:
-                    m.arms.append(self.member_arms(t, m.ret, m.method)[-1])
-            edit.rude.add("union case change")
-            edit.what.append(f"rude: case {case} added to {t.name}")
-            return
-        edit.what.append(f"rude: {kind} in {module.name}.fs")
+            edit.what.append(f"value added to {module.name}.fs")
+
+    def rude(self, edit: Edit) -> None:
+        # a function's signature change is applied (tests/test_edits_signatures.py), and so are module-level
+        # values (edit_value): a union case added is what stays rude here
+        unions = [t for _, t in self.types() if t.union]
+        if not unions:
+            raise Retry("no unions")
+        t = self.rng.choice(unions)
+        case = f"{t.fields[0][0][:-1]}d{len(t.fields)}"
+        t.fields.append((case, ""))
+        for m in t.members:
+            if not m.static:
+                m.arms.append(self.member_arms(t, m.ret, m.method)[-1])
+        edit.rude.add("union case change")
+        edit.what.append(f"rude: case {case} added to {t.name}")

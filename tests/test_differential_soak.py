@@ -9,8 +9,7 @@ divergence, reported with the seed, the edit's index, what the edit did and the 
 restarted so later comparisons stay meaningful.
 
 A save hotreload refuses is recorded and taken back (the previous sources are saved again, which must be no change).
-Refusals of the generator's rude edits (module-level value initializer, added module-level value,
-added union case), of lambdas added and edited at once where pairing is ambiguous, and of array data or constants
+Refusals of the generator's rude edit (an added union case), of lambdas added and edited at once where pairing is ambiguous, and of array data or constants
 (union case tags) added past the runtime's 25-row limits are what the README says; any other refusal of an edit the README calls applicable is a
 finding, and so is an update the runtime rejects.
 

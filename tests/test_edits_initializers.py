@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-
 pytestmark = pytest.mark.runtime
 
 BASE = """module Demo.Values

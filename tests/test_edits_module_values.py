@@ -94,3 +94,42 @@ def test_top_level_code_that_is_not_a_value_is_said(fsharp_project: Any) -> None
     assert outcome.needs_restart
     assert any("top-level code of Demo.Side runs at startup" in s for s in outcome.startup_code), outcome.startup_code
     assert p.call("Demo.Side.count") == 1  # nothing ran
+
+
+def test_an_initializer_that_throws_leaves_the_value_as_it_was(project: LiveProject) -> None:
+    p = project
+    outcome = p.edit("Config.fs", CONFIG.replace('let name = "world"', 'let name = "world"\nlet port = int "80"')
+                     .replace('let greeting = "Hello " + name', 'let greeting = "Hello " + name + string port'))
+    assert outcome.reevaluated == ["Demo.Config.port", "Demo.Config.greeting", "Demo.Pages.banner"]
+    assert p.call("Demo.Pages.title") == "Hello world80!"
+    outcome = p.edit("Config.fs", p.source("Config.fs").replace('int "80"', 'int "eighty"'))
+    assert outcome.needs_restart and outcome.reevaluated == ["Demo.Config.greeting", "Demo.Pages.banner"]
+    assert any("Demo.Config.port: computing its new value threw FormatException" in s and "keeps its previous value"
+               in s for s in outcome.startup_code), outcome.startup_code
+    assert p.call("Demo.Config.get_port") == 80
+    assert p.call("Demo.Pages.title") == "Hello world80!"
+
+
+def test_a_value_of_a_library_and_the_apps_value_that_reads_it(fsharp_project: Any, tmp_path: Any) -> None:
+    """Across assemblies: the library's value is computed first, then the app's that reads it (tests/solution_app
+    covers the rest of solutions; this one is small enough to build here)."""
+    from live_project import FSPROJ
+
+    from hotreload.session import Session
+
+    lib, app = tmp_path / "Lib", tmp_path / "App"
+    lib.mkdir()
+    app.mkdir()
+    (lib / "Lib.fsproj").write_text(FSPROJ.format(output="Library", name="Lib", items='    <Compile Include="Names.fs" />'))
+    (lib / "Names.fs").write_text('module Demo.Names\n\nlet who = [ "lib"; "rary" ] |> String.concat ""\n')
+    (app / "App.fsproj").write_text(FSPROJ.format(
+        output="Library", name="App", items='    <Compile Include="Main.fs" />\n  </ItemGroup>\n  <ItemGroup>\n'
+        '    <ProjectReference Include="../Lib/Lib.fsproj" />'))
+    (app / "Main.fs").write_text('module Demo.Main\n\nlet hello = "hi " + Demo.Names.who\nlet get () = hello\n')
+    from live_project import QuietReporter
+
+    with Session(app / "App.fsproj", reporter=QuietReporter()) as s:
+        assert s.call("Demo.Main.get") == "hi library"
+        outcome = s.edit(lib / "Names.fs", '[ "lib"; "rary" ]', '[ "F#"; " lib" ]')
+        assert outcome.reevaluated == ["Demo.Names.who", "Demo.Main.hello"]
+        assert s.call("Demo.Main.get") == "hi F# lib"

@@ -230,14 +230,16 @@ def test_open_page_follows_updates_stylesheets_and_restarts(tmp_path: Path, runn
     assert swapped["text"] == "Hot reloaded"
     print(f"stylesheet: new color {swapped['time'] / 1000 - saved:.2f} s after the save, no reload")
 
-    # (d) an edit that needs a restart (an added module-level value: its initializer would not run in the running
-    # app): hotreload restarts the app and the page reloads by itself once the new process serves it; the new text
-    # exists only in the new process
+    # (d) an edit that needs a restart (an interface added to a running type: the runtime cannot): hotreload restarts
+    # the app and the page reloads by itself once the new process serves it; the new text exists only in the new
+    # process
     browser.connected()
     saved = time.time()
-    _edit(app / "Handlers.fs", ("let page () =", 'let pageTitle = String.concat "" [ "Re"; "started" ]\nlet page () ='),
-          ('<h1 id=\\"title\\">Hot reloaded</h1>', '<h1 id=\\"title\\">" + pageTitle + "</h1>'))
-    assert "added module-level value" in watch.event("refused")["refusals"][0]
+    record = ("type Item =\n    { Id: int; Name: string }\n"
+              "    interface System.IDisposable with\n        member _.Dispose() = ()")
+    _edit(app / "Handlers.fs", ("type Item = { Id: int; Name: string }", record),
+          ('<h1 id=\\"title\\">Hot reloaded</h1>', '<h1 id=\\"title\\">Restarted</h1>'))
+    assert "interface change in WebApp.Handlers.Item" in watch.event("refused")["refusals"][0]
     watch.event("restart")
     restarted = watch.event("restarted")
     after = browser.next("a reload from the restarted app", lambda e: e["text"] == "Restarted", timeout=180)

@@ -17,9 +17,16 @@ from web_testkit import Output
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
-# refused: an added module-level value (its initializer would not run); the same save's other edit waits for it
-RUDE = ("let multiplier () = 2", "let started = System.DateTime.Now\nlet multiplier (k: int) = 2 + k"), \
-    ("tick * multiplier ()", "tick * multiplier 0")
+# refused: an interface added to a running type (the runtime cannot); the same save's other edit waits for it
+RUDE = ("let multiplier () = 2", "let multiplier (k: int) = 2 + k"), ("tick * multiplier ()", "tick * multiplier 0")
+INTERFACE = ("    static member ClearCache",
+             "    interface IDisposable with\n        member _.Dispose() = ()\n\n    static member ClearCache")
+
+
+def _rude(app: Path) -> None:
+    """The interface first: whichever save the watcher sees first is refused, and the restart builds both."""
+    _edit(app / "ReloadHandler.fs", INTERFACE)
+    _edit(app / "Greeting.fs", *RUDE)
 
 
 def _copy_sample(tmp_path: Path) -> Path:
@@ -61,9 +68,9 @@ def test_rude_edit_restarts_automatically_when_stdin_is_not_a_terminal(tmp_path:
         ready = watch.wait("ready")
         assert isinstance(ready, dict) and ready["policy"] == "auto"
         watch.wait(text="tick 3:")
-        _edit(app / "Greeting.fs", *RUDE)
+        _rude(app)
         refused = watch.wait("refused")
-        assert isinstance(refused, dict) and "added module-level value" in refused["refusals"][0]
+        assert isinstance(refused, dict) and "interface change in SampleApp.ReloadHandler" in refused["refusals"][0]
         restart = watch.wait("restart")
         assert isinstance(restart, dict) and "state is lost" in restart["message"] and restart["restart"] == 1
         assert isinstance(watch.wait("restarted"), dict)
@@ -138,7 +145,7 @@ def test_keys_and_the_restart_question_on_a_terminal(tmp_path: Path) -> None:
         child.expect("tick 1:")
         child.send("h")
         child.expect("keys: r restart")
-        _edit(app / "Greeting.fs", *RUDE)
+        _rude(app)
         child.expect(r"\[y\]es / \[n\]o / \[a\]lways / ne\[v\]er")
         child.send("n")
         child.expect("not restarting")

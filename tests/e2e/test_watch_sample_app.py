@@ -119,17 +119,23 @@ def test_edits_apply_live_and_compile_errors_keep_the_app_running(watched_app: t
     proc.wait_for("[app] update #3")
     proc.wait_for("applied generation 3")
 
-    # 5. A rude edit (an added module-level value) is named (file, member, kind) and nothing of the save is applied.
+    # 5. A rude edit (an interface added to a running type) is named (file, member, kind) and nothing of the save
+    # is applied.
+    handler = app / "ReloadHandler.fs"
+    handler_text = handler.read_text()
+    handler.write_text(handler_text.replace("    static member ClearCache", "    interface IDisposable with\n"
+                                            "        member _.Dispose() = ()\n\n    static member ClearCache"))
     text = greeting.read_text().replace("let multiplier () = 3", "let multiplier () = 4")
-    greeting.write_text(text.replace("let multiplier () = 4", "let started = System.DateTime.Now\nlet multiplier () = 4"))
-    refused = proc.wait_for("added module-level value")
-    assert "SampleApp.Greeting.started" in refused and "Greeting.fs:" in refused
+    greeting.write_text(text)
+    refused = proc.wait_for("interface change")
+    assert "SampleApp.ReloadHandler" in refused and "ReloadHandler.fs:" in refused
     line = proc.wait_for("| score")
     tick, score = int(line.split()[1].rstrip(":")), int(line.split("score ")[1].split()[0])
     assert score == tick * 3  # the multiplier edit in the same save was not applied either
     assert proc.proc.poll() is None
 
     # 6. An added function and a new lambda apply live; the moved code below them keeps running.
+    handler.write_text(handler_text)
     greeting.write_text(text.replace("let multiplier () = 4", "let bonus () = [1; 2] |> List.map (fun b -> b * 5) "
                                      "|> List.sum\n\nlet multiplier () = 4 + bonus ()"))
     proc.wait_for("+SampleApp.Greeting.bonus")

@@ -176,10 +176,10 @@ def test_startup_edit_under_restart_never_is_only_said(project: Path, running: l
     declined = watch.wait("restart-declined")
     assert "--restart=never" in declined["message"]
     assert get(f"{url}/count")[1] == "count 2"  # the same process keeps serving
-    edit(project.parent / "Handlers.fs", "let hello () =", "/// a module-level value: computed once, at startup\n"
-         "let motd = System.Environment.MachineName + \" welcome\"\n\nlet hello () =")
+    edit(project.parent / "Handlers.fs", "type Item = { Id: int; Name: string }",
+         "type Item =\n    { Id: int; Name: string }\n    interface System.IDisposable with\n        member _.Dispose() = ()")
     refused = watch.wait("refused")
-    assert any("motd" in r for r in refused["refusals"]) and "restart" in refused["message"]
+    assert any("WebApp.Handlers.Item" in r for r in refused["refusals"]) and "restart" in refused["message"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
