@@ -55,6 +55,7 @@ class Baseline:
         self.local_signatures: dict[int, int] = {}  # method row -> StandAloneSig row of the body a delta sent
         self.attribute_changes: dict[int, list[int]] = {}  # parent -> its CA rows, where deltas changed them
         self.property_maps = {parent: i for i, (parent, _first) in enumerate(md.rows(T.PropertyMap), 1)}
+        self.properties: dict[str, int] = dict(build.properties)  # 'Type::Name|sig' -> running Property row
 
     def attribute_rows(self, parent: int) -> list[int]:
         """CustomAttribute rows the running module has for `parent` (a HasCustomAttribute coded index)."""
@@ -72,6 +73,7 @@ class Baseline:
         new.defs = {**self.defs, **delta.new_defs}
         new.method_rows = {**self.method_rows, **delta.new_method_rows}
         new.property_maps = {**self.property_maps, **delta.new_property_maps}
+        new.properties = {**self.properties, **delta.new_properties}
         new.attribute_changes = {**self.attribute_changes, **delta.attribute_rows}
         new.local_signatures = {**self.local_signatures, **delta.local_signatures}
         new.user_strings = {**self.user_strings, **delta.new_user_strings}

@@ -75,6 +75,7 @@ class Delta:
     new_defs: dict[str, int] = field(default_factory=dict)
     new_method_rows: dict[int, tuple[int, ...]] = field(default_factory=dict)
     new_property_maps: dict[int, int] = field(default_factory=dict)
+    new_properties: dict[str, int] = field(default_factory=dict)  # property key -> its running row
     attribute_rows: dict[int, list[int]] = field(default_factory=dict)  # parent -> its CA rows from now on
     local_signatures: dict[int, int] = field(default_factory=dict)  # method row -> its body's StandAloneSig row
     new_user_strings: dict[str, int] = field(default_factory=dict)
@@ -105,6 +106,7 @@ class DeltaBuilder:
         self.new_defs: dict[str, int] = {}
         self.new_method_rows: dict[int, tuple[int, ...]] = {}
         self.new_property_maps: dict[int, int] = {}
+        self.new_properties: dict[str, int] = {}
         self.attribute_rows: dict[int, list[int]] = {}
         self.new_user_strings: dict[str, int] = {}
         self._reserved: dict[T, int] = {}
@@ -247,6 +249,15 @@ class DeltaBuilder:
             self._delete_method(key, display_name(key) in diff.resigned)
         for rid in diff.added_properties:
             self._add_property(rid)
+        for key in diff.property_attributes:
+            running_property = base.properties.get(key)
+            if running_property is not None:
+                self.context = key
+                self._set_attributes(T.Property, running_property, self.new.properties[key])
+        for key in diff.removed_properties:
+            running_property = base.properties.get(key)
+            if running_property is not None:  # reflection (F# printing, serializers) must not find it as a field
+                self._detach_attributes(HasCustomAttribute.encode(T.Property, running_property))
         for key in diff.attributes:
             table = {"T": T.TypeDef, "M": T.MethodDef, "F": T.Field}[key[0]]
             new_rid = {T.TypeDef: self.new.types, T.MethodDef: self.new.methods, T.Field: self.new.fields}[table][key]
@@ -278,7 +289,7 @@ class DeltaBuilder:
             generation=generation, metadata=metadata, il=bytes(self.il), pdb=pdb_bytes, methods=list(diff.changed),
             method_tokens=self.method_tokens, method_il=self.method_il, summary=diff.summary(), new_rids=self.new_rids,
             new_refs=self.new_refs, new_defs=self.new_defs, new_method_rows=self.new_method_rows,
-            new_property_maps=self.new_property_maps, attribute_rows=self.attribute_rows,
+            new_property_maps=self.new_property_maps, new_properties=self.new_properties, attribute_rows=self.attribute_rows,
             local_signatures={rid: info.local_signature for rid, info in self.debug if rid not in moved_rids},
             new_user_strings=self.new_user_strings, new_documents=new_docs, added_rows=added,
             added_pdb_rows=pdb_added, strings_added=len(self.strings.data),
@@ -492,6 +503,12 @@ class DeltaBuilder:
         added = [self._add_row(T.CustomAttribute, (parent, ctor, value)) for ctor, value in wanted[len(rows):]]
         self.attribute_rows[parent] = rows[:len(wanted)] + added
 
+    def _detach_attributes(self, parent: int) -> None:
+        """Every custom attribute of a running entity detached (as `_set_attributes` detaches surplus ones)."""
+        for rid in self.base.attribute_rows(parent):
+            self._add_row(T.CustomAttribute, (0, CustomAttributeType.encode(T.MethodDef, 0), 0), rid)
+        self.attribute_rows[parent] = []
+
     def _runtime_loader(self, system_runtime: int) -> int:
         """AssemblyRef row of System.Runtime.Loader (which forwards MetadataUpdateDeletedAttribute), added once."""
         for key, tok in {**self.base.refs, **self.new_refs}.items():
@@ -517,6 +534,7 @@ class DeltaBuilder:
             self.new_property_maps[owner_running] = map_rid
         self._log_add(T.Property, token(T.PropertyMap, map_rid), _ADD_PROPERTY)
         self._add_row(T.Property, (flags, self.strings.add(md.string(name)), self._sig(sig)), prop)
+        self.new_properties[next(k for k, r in new.properties.items() if r == rid)] = prop
         for sem, method in new.semantics.get(rid, []):
             self._add_row(T.MethodSemantics, (sem, self._def_rid(T.MethodDef, method),
                                               HasSemantics.encode(T.Property, prop)))

@@ -52,6 +52,8 @@ class Diff:
     added_methods: list[int] = field(default_factory=list)  # MethodDef rows (of added and of existing types)
     added_fields: list[int] = field(default_factory=list)
     added_properties: list[int] = field(default_factory=list)
+    removed_properties: list[str] = field(default_factory=list)  # keys: their attributes are detached
+    property_attributes: list[str] = field(default_factory=list)  # keys of properties whose attributes changed
     deleted: list[str] = field(default_factory=list)  # method keys whose running body must throw from now on
     removed_types: list[str] = field(default_factory=list)  # left loaded and unused
     attributes: list[str] = field(default_factory=list)  # keys of existing entities whose attributes changed
@@ -59,11 +61,12 @@ class Diff:
     refusals: list[Refusal] = field(default_factory=list)
     resigned: list[str] = field(default_factory=list)  # functions whose signature changed: deleted and added
     initializer_code: list[str] = field(default_factory=list)  # generated types only initializers run, edited
+    record_fields: list[str] = field(default_factory=list)  # fields added to running records: 'Ns.Person.Email'
 
     @property
     def empty(self) -> bool:
         return not (self.changed or self.added_types or self.added_methods or self.added_fields
-                    or self.added_properties or self.deleted or self.attributes)
+                    or self.added_properties or self.deleted or self.attributes or self.property_attributes)
 
     def summary(self) -> list[str]:
         """Human names of everything the delta will carry, for status lines."""
@@ -79,6 +82,7 @@ class Diff:
                     if names.field_owner[f] not in added_types and "@" not in names.own_name(T.Field, f)]
         out += [f"-{display_name(k)}" for k in self.deleted if "@" not in k.split("|")[0].rpartition("::")[2]]
         out += [f"[attributes] {_member_of(k)}" for k in self.attributes]
+        out += [f"[attributes] {k.split('|')[0].replace('::', '.')}" for k in self.property_attributes]
         return out
 
 
@@ -123,6 +127,8 @@ class _Differ:
         self.result = Diff(new=new)
         self._initializer_types: set[int] | None = None
         self._delegate_targets: set[int] | None = None
+        self.reshaped: set[str] = set()  # records whose fields this save adds or removes
+        self._appended: set[str] | None = None
 
     def refuse(self, kind: K, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
         self.result.refusals.append(Refusal(kind, member, detail, hint))
@@ -133,6 +139,37 @@ class _Differ:
             return True
         self.refuse(K.CAPABILITY, member, f"{what} needs the {capability} capability, which it lacks")
         return False
+
+    def appended_cases(self) -> set[str]:
+        """Unions whose cases changed (their `Tags` constants, in order), each refused once, by name: cases added
+        after the others would fit the running values, but a constant added by hot reload is listed twice by the
+        runtime's reflection (a field of its own and a literal), and F# reflection fails on the union; a case
+        inserted before others, removed or renamed would make the running values' tags name other cases."""
+        if self._appended is None:
+            self._appended = set()
+            for key, rid in self.old.types.items():
+                if self.old.fsharp_kinds.get(rid) != _UNION or key not in self.new.types:
+                    continue
+                name = key[2:]
+                before = self._tags(self.old, name)
+                after = self._tags(self.new, name)
+                if before == after:
+                    continue
+                if before and after[:len(before)] == before:
+                    self._appended.add(name)  # said once here, not again for each member of the case
+                    added = ", ".join(after[len(before):])
+                    self.refuse(K.UNION_CASE, _type_display(key), f"case {added} added after the others: the .NET "
+                                "runtime would list the new case's tag constant twice to reflection, which breaks F# "
+                                "printing (%A) and serializers of the union")
+                else:
+                    self.refuse(K.UNION_CASE, _type_display(key), "a case inserted before others, removed or renamed: "
+                                "the running values' tags would name other cases")
+        return self._appended
+
+    @staticmethod
+    def _tags(build: Build, union: str) -> list[str]:
+        rid = build.types.get(f"T:{union}/Tags")
+        return [build.names.own_name(T.Field, f) for f in build.fields_of(rid)] if rid else []
 
     def kind_of_old(self, type_name: str) -> int:
         rid = self.old.types.get("T:" + type_name)
@@ -156,7 +193,9 @@ class _Differ:
                 continue  # a member-less helper (`T_44Bytes@`, array data) an earlier build had: still loaded, reused
             enclosing = new.names.enclosing.get(rid)
             if enclosing and "@" not in new.names.own_name(T.TypeDef, rid) \
-                    and self.kind_of_old(new.names.typedef_name(enclosing)) == _UNION:
+                    and self.kind_of_old(new.names.typedef_name(enclosing)) == _UNION \
+                    and new.names.own_name(T.TypeDef, rid) != "Tags" \
+                    and new.names.typedef_name(enclosing) not in self.appended_cases():
                 self.refuse(K.UNION_CASE, _type_display(key).rpartition("/")[0],
                             "a union's cases are part of its layout; values already built would not match")
                 continue
@@ -213,9 +252,21 @@ class _Differ:
                 continue
             owner = new.names.field_owner[rid]
             owner_name = _owner_name(key)
-            if self.layout_fixed(owner_name, owner):
-                self.refuse(K.LAYOUT, owner_name,
-                            "values already built have the old layout")
+            if self.kind_of_old(owner_name) == _RECORD and not self.is_value_type(new, owner) \
+                    and not new.field_flags(rid) & 0x10:
+                if self.needs("AddInstanceFieldToExistingType", "adding record fields", _type_display("T:" + owner_name)):
+                    result.added_fields.append(rid)  # the running records read its default value
+                    result.record_fields.append(name.replace("/", ".").rstrip("@"))
+                    self.reshaped.add(owner_name)
+            elif self.kind_of_old(owner_name) == _UNION and owner_name in self.appended_cases() \
+                    and new.field_flags(rid) & 0x10:
+                continue  # a nullary case's value: the case is refused once, by appended_cases
+            elif self.kind_of_old(owner_name) == _UNION and not self.is_value_type(new, owner):
+                self.refuse(K.LAYOUT, owner_name, "F# stores this union's cases differently now (a tag field from "
+                            "4 cases on, a class per case from the second): values already built would not match")
+            elif self.layout_fixed(owner_name, owner):
+                self.refuse(K.LAYOUT, owner_name, "a struct's values are stored in place: their size cannot change"
+                            if self.is_value_type(new, owner) else "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):  # a module-level value: computed after the update
                 if self.needs("AddStaticFieldToExistingType", "adding module-level values", _module_value(name, new)):
                     result.added_fields.append(rid)
@@ -230,9 +281,13 @@ class _Differ:
             if name in retyped or old.fields[key] in old.field_rvas:
                 continue  # data fields are replaced, never removed (see match.py)
             owner_name = _owner_name(key)
-            if self.layout_fixed(owner_name, old.types["T:" + owner_name], build=old):
-                self.refuse(K.LAYOUT, owner_name,
-                            "values already built have the old layout")
+            owner_rid = old.types["T:" + owner_name]
+            if self.kind_of_old(owner_name) == _RECORD and not self.is_value_type(old, owner_rid) \
+                    and not old.field_flags(old.fields[key]) & 0x10:
+                self.reshaped.add(owner_name)  # the running records keep the field, unused; its property is deleted
+            elif self.layout_fixed(owner_name, owner_rid, build=old):
+                self.refuse(K.LAYOUT, owner_name, "a struct's values are stored in place: their size cannot change"
+                            if self.is_value_type(old, owner_rid) else "values already built have the old layout")
             elif owner_name.startswith("<StartupCode$"):
                 continue  # a removed module-level value: its field stays, unused; its getter is deleted
             else:
@@ -257,8 +312,11 @@ class _Differ:
         # A function whose parameters or return type changed is a new method; the old one is deleted (it throws
         # MissingMethodException naming it, for code that still holds it). Constructors stay refused: the values
         # they built have the old shape.
-        resigned = {display_name(k) for k in added if display_name(k).endswith(("..ctor", "..cctor"))} \
+        constructors = {display_name(k) for k in added if display_name(k).endswith(("..ctor", "..cctor"))} \
             & {display_name(k) for k in removed}
+        reshaped = {name for name in constructors  # a record's fields changed: its constructor is replaced too
+                    if name.endswith("..ctor") and name[:-6] in {_type_display("T:" + o) for o in self.reshaped}}
+        resigned = constructors - reshaped
         result.resigned = sorted({display_name(k) for k in added} & {display_name(k) for k in removed} - resigned)
         layout_refused = {r.member for r in self.result.refusals if r.kind == K.LAYOUT}
         for name in sorted(resigned):
@@ -288,7 +346,9 @@ class _Differ:
             name = display_name(key)
             if name in resigned:
                 continue
-            if old.method_flags(rid)[0] & _VIRTUAL:
+            if name in reshaped:
+                result.deleted.append(key)
+            elif old.method_flags(rid)[0] & _VIRTUAL:
                 self.refuse(K.REMOVED_VIRTUAL, name,
                             "the running type's method table cannot shrink")
             elif _is_startup_cctor(key):
@@ -349,6 +409,8 @@ class _Differ:
         new = self.new
         if _is_startup_cctor(key):
             pass  # module-level values: applied, then the edited ones are computed again (hotreload.module_values)
+        elif display_name(key).endswith("..cctor") and _owner_name(key) in self.appended_cases():
+            return  # the union's nullary cases: the case is refused once, by appended_cases
         elif _is_initializer(key):
             self.refuse(K.INITIALIZER, display_name(key),
                         "runs at startup: initializers already ran and would not run again")
@@ -371,6 +433,9 @@ class _Differ:
         for key in sorted(new.properties.keys() - old.properties.keys()):
             # a module-level value's property comes with its field and getter
             result.added_properties.append(new.properties[key])
+        for key in sorted(old.properties.keys() - new.properties.keys()):
+            if "T:" + key.split("::", 1)[0] in new.types:  # its getter is deleted; F# reflection reads attributes
+                result.removed_properties.append(key)
 
     def attributes(self) -> None:
         old, new = self.old, self.new
@@ -404,8 +469,13 @@ class _Differ:
                     continue  # an added property or event: added with its attributes (or refused as such)
                 if key not in new_other and ident not in new.properties and ident not in new.events:
                     continue  # a removed one (a type no longer used, say): goes with its accessors, or is refused so
-                self.refuse(K.ATTRIBUTE_TARGET, ident.split("|")[0].replace("::", "."),
-                            f"attributes on the {target.lower()} changed", _ATTRIBUTE_HINT)
+                member = ident.split("|")[0].replace("::", ".")
+                if target == "Property" and ident in old.properties and ident in new.properties:
+                    if self.needs("ChangeCustomAttributes", "changing attributes", member):
+                        self.result.property_attributes.append(ident)  # a record field's index among them
+                else:
+                    self.refuse(K.ATTRIBUTE_TARGET, member, f"attributes on the {target.lower()} changed",
+                                _ATTRIBUTE_HINT)
             else:
                 self.refuse(K.ATTRIBUTE_TARGET, f"the {target.lower()}", f"{target.lower()}-level attributes changed",
                             _ATTRIBUTE_HINT)

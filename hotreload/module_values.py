@@ -197,7 +197,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
             local_uses.setdefault(index, []).append(ins.offset)
     stores = [(i, ins) for i, ins in enumerate(listing) if ins.opcode == _STSFLD
               and split_token(_token(code, ins.operand_offset))[0] == T.Field
-              and _startup_owner(build, split_token(_token(code, ins.operand_offset))[1]) == startup]
+              and build.names.field_owner[split_token(_token(code, ins.operand_offset))[1]] == startup_rid]
     out: list[Value] = []
     boundary = 0
     for index, store in stores:

@@ -69,6 +69,7 @@ class Outcome:
     assemblies: dict[str, int] = field(default_factory=dict)  # assembly updated -> its generation now
     holders: list[str] = field(default_factory=list)  # running code that still reaches a deleted or replaced method
     reevaluated: list[str] = field(default_factory=list)  # module-level values computed again, in order
+    record_fields: list[str] = field(default_factory=list)  # fields added to running records (old values: default)
     values_kept: list[str] = field(default_factory=list)  # edited values that keep their running value: why
     startup_code: list[str] = field(default_factory=list)  # applied: values that could not be computed again, and
     # top-level code (`do`) that ran once at startup and will not run again: a restart runs them
@@ -711,6 +712,10 @@ class Session:
                          jitted=len(verification.jitted), visible=len(verification.visible))
         for sentence in held:
             self.report.warn(sentence, "holders")
+        added_fields = [name for *_x, diff in changes for name in diff.record_fields]
+        if added_fields:
+            self.report.info(f"record field(s) added: {', '.join(added_fields)}; records built before this save hold "
+                             "the field's default value (null, 0, false)", "record-fields", fields=added_fields)
         done, kept, startup_code = self._module_values(plans, timings)
         next_call = self._startup_edits(app_delta, self.parts[-1].previous) if app_delta is not None else []
         if next_call:
@@ -718,7 +723,7 @@ class Session:
                              "(r restarts the app; its state is lost)", "startup-code", methods=next_call)
         return self._record(Outcome(OutcomeKind.APPLIED, generation, names, timings, verification=verification,
                                     next_call=next_call, assemblies=generations, holders=held, reevaluated=done,
-                                    values_kept=kept, startup_code=startup_code))
+                                    values_kept=kept, startup_code=startup_code, record_fields=added_fields))
 
     def _module_values(self, plans: dict[str, Plan], timings: dict[str, float]) -> tuple[list[str], list[str],
                                                                                          list[str]]:
