@@ -40,6 +40,7 @@ class ChangedMethod:
 _UNION, _RECORD = 1, 2
 _ATTRIBUTE_HINT = "hotreload applies attribute changes on types, methods and fields only: restart the app to pick it up"
 _VIRTUAL = 0x40
+_NO_CAPABILITY = "none of the .NET runtime's hot reload capabilities"
 
 
 @dataclass
@@ -221,11 +222,15 @@ class _Differ:
                 continue
             name = _type_display(key)
             if before[0] != after[0]:
-                self.refuse(K.TYPE_ATTRIBUTES, name, "accessibility, sealed/abstract or layout flags changed")
+                self.refuse(K.TYPE_ATTRIBUTES, name, "accessibility, sealed/abstract or layout flags changed"
+                            + (" (a union's first case without data, or its second case, changes how F# stores it)"
+                               if self.kind_of_old(key[2:]) == _UNION else "") + f": {_NO_CAPABILITY} changes them")
             if before[1] != after[1]:
-                self.refuse(K.BASE_TYPE, name, f"{str(before[1])[2:] or 'none'} -> {str(after[1])[2:] or 'none'}")
+                self.refuse(K.BASE_TYPE, name, f"{str(before[1])[2:] or 'none'} -> {str(after[1])[2:] or 'none'}: "
+                            f"{_NO_CAPABILITY} changes a loaded type's base type")
             if before[2] != after[2]:
-                self.refuse(K.INTERFACES, name, "implemented interfaces changed")
+                self.refuse(K.INTERFACES, name, f"implemented interfaces changed: {_NO_CAPABILITY} adds an interface "
+                            "to a loaded type or removes one")
             if before[3] != after[3]:
                 params_before = cast(tuple[tuple[object, ...], ...], before[3])
                 params_after = cast(tuple[tuple[object, ...], ...], after[3])
@@ -336,8 +341,8 @@ class _Differ:
                 elif self.needs("AddMethodToExistingType", "adding module-level values", name):
                     result.added_methods.append(rid)  # never runs: its values are computed after the update
             elif flags & _VIRTUAL:
-                self.refuse(K.ADDED_VIRTUAL, name,
-                            "the running type's method table cannot grow")
+                self.refuse(K.ADDED_VIRTUAL, name, f"{_NO_CAPABILITY} adds a virtual, abstract or override method "
+                            "to a loaded type (its method table is fixed when it loads)")
             elif self.needs("GenericAddMethodToExistingType" if self.is_generic_type(new, owner)
                             or (int(T.MethodDef), rid) in new.generic_params else "AddMethodToExistingType",
                             "adding methods", name):
@@ -349,8 +354,8 @@ class _Differ:
             if name in reshaped:
                 result.deleted.append(key)
             elif old.method_flags(rid)[0] & _VIRTUAL:
-                self.refuse(K.REMOVED_VIRTUAL, name,
-                            "the running type's method table cannot shrink")
+                self.refuse(K.REMOVED_VIRTUAL, name, f"{_NO_CAPABILITY} removes a virtual, abstract or override "
+                            "method from a loaded type (its method table is fixed when it loads)")
             elif _is_startup_cctor(key):
                 continue  # the file has no module-level values left: the old initializer ran and stays
             elif _is_initializer(key) or name.endswith(".ctor"):
