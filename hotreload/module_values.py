@@ -17,13 +17,14 @@ said, not run.
 from __future__ import annotations
 
 import struct
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .indexed import Build
 from .match import is_line_named
 from .metadata.il import TOKEN_KINDS, instructions
-from .metadata.schema import T, split_token
+from .metadata.schema import HasCustomAttribute, T, split_token
 from .names import display_name
 from .pdb import Pdb
 
@@ -143,38 +144,73 @@ class _Reads:
 
 
 def _names(build: Build) -> dict[str, tuple[str, bool, bool]]:
-    """Startup field key -> (value name, mutable, kept), from the module getters that read the fields."""
+    """Startup field key -> (value name, mutable, kept), from the module properties whose getters read the fields
+    (the property table is small; the names of every method of a large build are not)."""
     out: dict[str, tuple[str, bool, bool]] = {}
-    methods = build.methods
-    kept_props = {key.split(":", 1)[1].split("|", 1)[0] for key, attrs in build.other_attributes.items()
-                  if key.startswith("Property:") and any(KEEP_ATTRIBUTE in a for a in attrs)}
-    for key, rid in methods.items():
-        name = display_name(key)
-        module, _, own = name.rpartition(".")
-        if not own.startswith("get_"):
-            continue
-        body = build.body(rid)
+    names = build.names
+    md = build.asm.md
+    kept_props = _kept_properties(build)
+    for prop, accessors in build.semantics.items():
+        getter = next((m for sem, m in accessors if sem & 0x2), None)
+        body = build.body(getter) if getter is not None else None
         if body is None or len(body.code) != 6 or body.code[0] != _LDSFLD or body.code[5] != 0x2A:
             continue
         table, row = split_token(_token(body.code, 1))
         if table != T.Field or not _startup_owner(build, row):
             continue
-        value = own[4:]
-        mutable = any(display_name(k) == f"{module}.set_{value}" for k in methods if f"::set_{value}|" in k)
-        out[build.names.key(T.Field, row)] = (f"{module}.{value}", mutable, f"{module}::{value}" in kept_props)
+        owner = names.typedef_name(build.property_owner[prop])
+        module = display_name(f"T:{owner}::x").rpartition(".")[0]
+        value = md.string(md.row(T.Property, prop)[1])
+        out[names.key(T.Field, row)] = (f"{module}.{value}", any(sem & 0x1 for sem, _m in accessors),
+                                        f"{owner}::{value}" in kept_props)
     return out
 
 
+def _kept_properties(build: Build) -> set[str]:
+    """'Module::value' of the properties marked with an attribute named HotReloadKeepAttribute."""
+    md = build.asm.md
+    if not any(md.string(row[1]) == KEEP_ATTRIBUTE for table in (T.TypeDef, T.TypeRef) for row in md.rows(table)):
+        return set()  # no such attribute type in the build: nothing is marked
+    names = {rid: key.split("|", 1)[0] for key, rid in build.properties.items()}
+    out = set()
+    for row in md.rows(T.CustomAttribute):
+        table, rid = HasCustomAttribute.decode(row[0])
+        if table == T.Property and rid in names and KEEP_ATTRIBUTE in build.names.attribute_key(row):
+            out.add(names[rid])
+    return out
+
+
+_CACHE: weakref.WeakKeyDictionary[Build, dict[str, Value]] = weakref.WeakKeyDictionary()
+
+
 def module_values(build: Build, pdb: Pdb | None) -> dict[str, Value]:
-    """Every module-level value the startup classes of `build` compute in their static constructors, by name."""
+    """Every module-level value the startup classes of `build` compute in their static constructors, by name.
+    Kept per build: this save's new build is the next save's running one."""
+    if build in _CACHE:
+        return _CACHE[build]
     named = _names(build)
     reads = _Reads(build)
     out: dict[str, Value] = {}
-    for key, rid in build.methods.items():
-        if not key.startswith("M:<StartupCode$") or not display_name(key).endswith("..cctor"):
-            continue
+    for rid in _startup_initializers(build):
         for value in _values_of(build, pdb, rid, named, reads):
             out[value.name] = value
+    _CACHE[build] = out
+    return out
+
+
+def has_module_values(build: Build) -> bool:
+    """Whether a startup class of `build` has a static constructor: its module-level values (cheap to tell)."""
+    return bool(_startup_initializers(build))
+
+
+def _startup_initializers(build: Build) -> list[int]:
+    """MethodDef rows of the static constructors of the startup classes (`<StartupCode$Asm>.$File`)."""
+    names = build.names
+    out = []
+    for rid in range(1, len(build.asm.md.rows(T.TypeDef)) + 1):
+        if rid in names.enclosing or not names.typedef_name(rid).startswith("<StartupCode$"):
+            continue
+        out += [m for m in build.methods_of(rid) if names.own_name(T.MethodDef, m) == ".cctor"]
     return out
 
 
@@ -319,9 +355,7 @@ def statements(build: Build, values: dict[str, Value]) -> dict[str, tuple[object
     for value in values.values():
         by_class.setdefault(value.startup, []).append((value.start, value.end))
     out: dict[str, tuple[object, ...]] = {}
-    for key, rid in build.methods.items():
-        if not key.startswith("M:<StartupCode$") or not display_name(key).endswith("..cctor"):
-            continue
+    for rid in _startup_initializers(build):
         startup = build.names.typedef_name(build.names.method_owner[rid])
         body = build.body(rid)
         if body is None:

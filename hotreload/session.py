@@ -29,7 +29,7 @@ from .launch import LaunchProfile, apply_environment, read_profile
 from .lines import stack_lines_mode
 from .metadata.il import instructions
 from .metadata.schema import T, split_token
-from .module_values import Plan, plan
+from .module_values import Plan, has_module_values, plan
 from .names import display_name
 from .pdb import Pdb
 from .reevaluate import reevaluate
@@ -130,9 +130,7 @@ def _stored_at(build: Build, pdb: Pdb, value: str) -> str | None:
 def _touches_module_values(diff: Diff) -> bool:
     """Whether the new build has module-level values (a startup class with a static constructor): any code it
     changes may be what one of them computes."""
-    new = diff.new
-    return new is not None and any(k.startswith("M:<StartupCode$") and display_name(k).endswith("..cctor")
-                                   for k in new.methods)
+    return diff.new is not None and has_module_values(diff.new)
 
 
 def _ms(seconds: float) -> str:
@@ -639,6 +637,7 @@ class Session:
                 return self._refuse([locate(exc.refusal, [(new_build, new_pdb)])], timings)
         timings["delta"] = time.perf_counter() - t
         self.app.add_dependencies(self.builder.out_dir, self.builder.snapshot)  # a package added since the start
+        t = time.perf_counter()
         plans: dict[str, Plan] = {}  # module-level values to compute again, per assembly, in build order
         recomputed: set[str] = set()
         for part in self.parts:  # an assembly this save did not change may read a value another one computes again
@@ -653,6 +652,7 @@ class Session:
                                         read_elsewhere=recomputed)
             if part.name in plans:
                 recomputed |= {v.name for v in plans[part.name].run}
+        timings["diff"] += time.perf_counter() - t  # which module-level values the save changes: comparing too
         held: list[str] = []  # read from the running code before it changes (and while its frames run)
         for part, _delta, new_build, *_more in deltas:
             diff = next(d for p, *_x, d in changes if p is part)
