@@ -416,6 +416,8 @@ class _Differ:
             pass  # module-level values: applied, then the edited ones are computed again (hotreload.module_values)
         elif display_name(key).endswith("..cctor") and _owner_name(key) in self.appended_cases():
             return  # the union's nullary cases: the case is refused once, by appended_cases
+        elif display_name(key).endswith(".main@"):
+            pass  # a top-level program's code: the entry point, applied and said as startup code (session.py)
         elif _is_initializer(key):
             self.refuse(K.INITIALIZER, display_name(key),
                         "runs at startup: initializers already ran and would not run again")

@@ -127,6 +127,13 @@ def _stored_at(build: Build, pdb: Pdb, value: str) -> str | None:
     return None
 
 
+def _startup_name(name: str) -> str:
+    """'<StartupCode$App>.$Demo.Top.main@' (a top-level program's code) -> 'the top-level code of Demo.Top'."""
+    if name.startswith("<StartupCode$") and name.endswith(".main@") and ".$" in name:
+        return f"the top-level code of {name.split('.$', 1)[1][:-len('.main@')]}"
+    return name
+
+
 def _touches_module_values(diff: Diff) -> bool:
     """Whether the new build has module-level values (a startup class with a static constructor): any code it
     changes may be what one of them computes."""
@@ -766,7 +773,7 @@ class Session:
         if entry is None:
             return []
         updated = {build.methods[k]: k for k in delta.method_tokens if k in build.methods}
-        return [display_name(updated[rid]) for rid in sorted(startup_only(build, entry, set(updated)))]
+        return [_startup_name(display_name(updated[rid])) for rid in sorted(startup_only(build, entry, set(updated)))]
 
     def _refuse(self, refusals: list[Refusal], timings: dict[str, float]) -> Outcome:
         lines = "\n".join(f"  - {r}" for r in refusals)

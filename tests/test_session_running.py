@@ -125,3 +125,45 @@ def test_restart_policy_treats_an_entry_point_edit_as_needing_a_restart(
     assert (console.action, console.asking) == (action, asking)
     if policy != "auto":
         assert any("runs at startup, needs a restart" in line for line in reporter.lines), reporter.lines[-3:]
+
+
+TOP_LEVEL = """module Demo.Top
+
+let mutable stop = false
+let mutable loops = 0
+let step () = 1
+let requestStop () = stop <- true
+let title = "top"
+
+printfn "starting %s" title
+while not stop do
+    loops <- loops + step ()
+    System.Threading.Thread.Sleep 5
+"""
+
+
+def test_a_top_level_programs_code_is_startup_code(tmp_path: Path, dotnet_runtime: RuntimeInfo) -> None:
+    """No [<EntryPoint>]: the last file's top-level code is the entry point (`main@`). Its edit is applied and said
+    as startup code, as `main`'s is; a function it calls from its loop is applied and runs at once."""
+    folder = tmp_path / "top"
+    folder.mkdir()
+    (folder / "Top.fsproj").write_text(FSPROJ.format(output="Exe", name="TopLevel",
+                                                     items='    <Compile Include="Top.fs" />'))
+    (folder / "Top.fs").write_text(TOP_LEVEL)
+    session = Session(folder / "Top.fsproj", reporter=QuietReporter(), run_entry_point=True)
+    session.start()
+    try:
+        outcome = session.edit("Top.fs", 'printfn "starting %s" title', 'printfn "starting %s!" title')
+        assert outcome.kind == OutcomeKind.APPLIED and outcome.needs_restart
+        assert outcome.next_call == ["the top-level code of Demo.Top"], outcome.next_call
+        before = session.call("Demo.Top.get_loops")
+        session.edit("Top.fs", "let step () = 1", "let step () = 1000")
+        deadline = time.monotonic() + 10
+        while session.call("Demo.Top.get_loops") < before + 1000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session.call("Demo.Top.get_loops") >= before + 1000
+    finally:
+        session.call("Demo.Top.requestStop")
+        assert session.app is not None and session.app.thread is not None
+        session.app.thread.join(10)
+        session.stop()
