@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .indexed import Build
 from .match import is_line_named
-from .metadata.il import TOKEN_KINDS, instructions
+from .metadata.il import TOKEN_KINDS, Clause, Instruction, instructions
 from .metadata.schema import HasCustomAttribute, T, split_token
 from .names import display_name
 from .pdb import Pdb
@@ -55,11 +55,6 @@ class Value:
     runs: frozenset[str]  # keys of the methods of this build its code calls, directly or not
     shape: tuple[object, ...]  # its code, token-normalized: equal iff it computes the same thing
     problem: str | None = None  # why its code cannot run on its own
-
-    @property
-    def hidden(self) -> bool:
-        """A compiler's value (the tuple of `let a, b = ...`): computed like the others, never named."""
-        return "@" in self.name
 
 
 @dataclass
@@ -324,8 +319,8 @@ def _generated_closure(build: Build, types: set[int]) -> frozenset[str]:
     return frozenset(build.names.typedef_name(t) for t in found)
 
 
-def _problem(code: bytes, segment: list, start: int, end: int, local_uses: dict[int, list[int]],
-             clauses: Iterable) -> str | None:  # type: ignore[type-arg]
+def _problem(code: bytes, segment: list[Instruction], start: int, end: int, local_uses: dict[int, list[int]],
+             clauses: Iterable[Clause]) -> str | None:
     """Why the stretch [start, end) cannot run as a method of its own, or None."""
     for ins in segment:
         if ins.kind in _BRANCH_KINDS:

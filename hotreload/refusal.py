@@ -21,7 +21,7 @@ class RefusalKind(StrEnum):
     FIELD_TYPE = "field type change"
     FIELD_ATTRIBUTES = "field attribute change"
     REMOVED_FIELD = "removed field"
-    INITIALIZER = "module-level value or static initializer change"
+    INITIALIZER = "static initializer change"
     ADDED_INITIALIZER = "added static initializer"
     REMOVED_INITIALIZER = "removed constructor or initializer"
     ADDED_VIRTUAL = "added virtual, override or interface member"

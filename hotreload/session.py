@@ -746,7 +746,7 @@ class Session:
                 continue
             result = reevaluate(part.updater.assembly, values.run) if values.run else None
             if result is not None:
-                done += [name for name in result.done if "@" not in name]
+                done += [name for name in result.done if "@" not in name]  # not a compiler's (`let a, b = ...`)
                 startup_code += result.failed
             kept += [f"{v.name} keeps its value: {why}" for v, why in values.kept]
             startup_code += [f"{v.name}: its new initializer cannot be run on its own ({why}); restart to pick it "
