@@ -16,6 +16,7 @@ said, not run.
 
 from __future__ import annotations
 
+import bisect
 import struct
 import weakref
 from collections.abc import Iterable
@@ -226,6 +227,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
         index = _local_index(code, ins.opcode, ins.operand_offset)
         if index is not None:
             local_uses.setdefault(index, []).append(ins.offset)
+    offsets = [ins.offset for ins in listing]
     stores = [(i, ins) for i, ins in enumerate(listing) if ins.opcode == _STSFLD
               and split_token(_token(code, ins.operand_offset))[0] == T.Field
               and build.names.field_owner[split_token(_token(code, ins.operand_offset))[1]] == startup_rid]
@@ -243,7 +245,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
         start = next((off for off, ln in points if boundary <= off < store.offset and ln >= line), boundary)
         pop = index > 0 and listing[index - 1].opcode == _DUP
         name, mutable, kept = named.get(field_key, (_fallback_name(startup, own), False, False))
-        segment = [ins for ins in listing if start <= ins.offset < end]
+        segment = listing[bisect.bisect_left(offsets, start):index + 1]  # through the store
         problem = _problem(code, segment, start, end, local_uses, body.clauses)
         direct_reads: set[str] = set()
         calls: set[int] = set()
@@ -282,7 +284,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
         boundary = end
         if index + 1 < len(listing) and listing[index + 1].opcode in (0x0A, 0x0B, 0x0C, 0x0D, 0x13, 0xFE0E) \
                 and pop:  # the copy F# keeps in a local: part of this value's statement
-            boundary = listing[index + 1].offset + 1 + listing[index + 1].operand_size
+            boundary = listing[index + 1].operand_offset + listing[index + 1].operand_size
     return out
 
 
