@@ -167,7 +167,8 @@ class Console:
     def on_outcome(self, outcome: Outcome) -> None:
         if outcome.needs_restart:
             why = {OutcomeKind.REFUSED: "a rude edit", OutcomeKind.FAILED: "a failed update"}.get(
-                outcome.kind, f"an edit to {', '.join(outcome.next_call)}, which runs at startup,")
+                outcome.kind, f"an edit to {', '.join(outcome.next_call)}, which runs at startup," if outcome.next_call
+                else "an edit to module-level code that ran at startup")
             self.offer_restart(f"{why} needs a restart")
         elif outcome.kind in ("applied", "no-change") and self.session.app_exit is not None:
             self.decide("restart", "the app had stopped; starting it again with the new build")

@@ -87,9 +87,14 @@ def test_mutable_and_marked_values_keep_what_they_hold(project: LiveProject) -> 
 
 def test_top_level_code_that_is_not_a_value_is_said(fsharp_project: Any) -> None:
     source = 'module Demo.Side\n\nlet log = ResizeArray<string>()\ndo log.Add "loaded"\nlet count () = log.Count\n'
+    from hotreload.console import Console
+
     p: LiveProject = fsharp_project({"Side.fs": source}, name="Side")
     assert p.call("Demo.Side.count") == 1
+    Console(p.session, p.session.report, "never", argv=[])  # the watch loop's restart policy hears the outcome
     outcome = p.edit("Side.fs", source.replace('do log.Add "loaded"', 'do log.Add "loaded twice"'))
+    lines = p.session.report.lines  # type: ignore[attr-defined]
+    assert any("an edit to module-level code that ran at startup needs a restart" in line for line in lines), lines
     assert outcome.reevaluated == []
     assert outcome.needs_restart
     assert any("top-level code of Demo.Side runs at startup" in s for s in outcome.startup_code), outcome.startup_code
