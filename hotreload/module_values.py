@@ -35,6 +35,9 @@ _CALLS = (0x28, 0x6F, 0x73, 0xFE06, 0xFE07)  # call, callvirt, newobj, ldftn, ld
 _LOCALS = {0x06: 0, 0x07: 1, 0x08: 2, 0x09: 3, 0x0A: 0, 0x0B: 1, 0x0C: 2, 0x0D: 3}  # ldloc.N / stloc.N
 _LOCAL_OPERAND = (0x11, 0x12, 0x13, 0xFE0C, 0xFE0D, 0xFE0E)  # ldloc(a).s, stloc.s, ldloc, ldloca, stloc
 _BRANCH_KINDS = ("br1", "br4")
+_LOCAL_FORM = {**{op: "ldloc" for op in (0x06, 0x07, 0x08, 0x09, 0x11, 0xFE0C)},
+               **{op: "stloc" for op in (0x0A, 0x0B, 0x0C, 0x0D, 0x13, 0xFE0E)}, 0x12: "ldloca", 0xFE0D: "ldloca"}
+_BRANCH_FORM = {short: long for short, long in zip(range(0x2B, 0x38), range(0x38, 0x45), strict=True)} | {0xDE: 0xDD}
 _READ_LIMIT = 4000  # methods followed from one initializer to find the values it reads
 
 
@@ -270,8 +273,12 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
                 generated |= {t for t in build.token_types(tok) if is_line_named(build.names.own_name(T.TypeDef, t))}
             else:
                 local = _local_index(code, ins.opcode, ins.operand_offset)
-                if local is not None:
-                    item.append(renumber.setdefault(local, len(renumber)))
+                if local is not None:  # the form (ldloc.3, ldloc.s 4) follows the index, which other values shift
+                    item = [_LOCAL_FORM.get(ins.opcode, ins.opcode), renumber.setdefault(local, len(renumber))]
+                elif ins.kind in _BRANCH_KINDS:  # its target as a count of instructions: sizes shift with forms
+                    target = _branch_target(code, ins)
+                    item = [_BRANCH_FORM.get(ins.opcode, ins.opcode),
+                            bisect.bisect_left(offsets, target) - bisect.bisect_left(offsets, ins.offset)]
                 elif ins.operand_size:
                     item.append(code[ins.operand_offset:ins.operand_offset + ins.operand_size])
             normalized.append(tuple(item))
@@ -321,13 +328,17 @@ def _generated_closure(build: Build, types: set[int]) -> frozenset[str]:
     return frozenset(build.names.typedef_name(t) for t in found)
 
 
+def _branch_target(code: bytes, ins: Instruction) -> int:
+    delta = struct.unpack_from("<b" if ins.kind == "br1" else "<i", code, ins.operand_offset)[0]
+    return int(ins.operand_offset + ins.operand_size + delta)
+
+
 def _problem(code: bytes, segment: list[Instruction], start: int, end: int, local_uses: dict[int, list[int]],
              clauses: Iterable[Clause]) -> str | None:
     """Why the stretch [start, end) cannot run as a method of its own, or None."""
     for ins in segment:
         if ins.kind in _BRANCH_KINDS:
-            delta = struct.unpack_from("<b" if ins.kind == "br1" else "<i", code, ins.operand_offset)[0]
-            target = ins.operand_offset + ins.operand_size + delta
+            target = _branch_target(code, ins)
             if not start <= target <= end:
                 return "its code branches outside itself"
         elif ins.kind == "switch":

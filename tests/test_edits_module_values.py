@@ -138,3 +138,14 @@ def test_a_value_of_a_library_and_the_apps_value_that_reads_it(fsharp_project: A
         outcome = s.edit(lib / "Names.fs", '[ "lib"; "rary" ]', '[ "F#"; " lib" ]')
         assert outcome.reevaluated == ["Demo.Names.who", "Demo.Main.hello"]
         assert s.call("Demo.Main.get") == "hi F# lib"
+
+
+def test_a_value_inserted_above_others_computes_only_itself(project: LiveProject) -> None:
+    """The values below keep theirs: their code only moved, and the local variables it uses were renumbered
+    (which changes the short forms of ldloc/stloc and the sizes branches jump over: found on a library)."""
+    p = project
+    outcome = p.edit("Config.fs", CONFIG.replace('let name = "world"\n',
+                                                 'let name = "world"\nlet first = [ for i in 1 .. 2 -> i * 10 ]\n'))
+    assert outcome.reevaluated == ["Demo.Config.first"]
+    assert list(p.call("Demo.Config.get_first")) == [10, 20]
+    assert p.call("Demo.Config.get_total") == 17

@@ -128,15 +128,18 @@ def test_a_library_that_does_not_compile_leaves_everything_running(solution: Ses
     assert "<core:right 15>" in solution.call(REPORT, 5)
 
 
+INTERFACE = "        interface System.IDisposable with\n            member _.Dispose() = ()\n"
+
+
 def test_a_refused_library_edit_refuses_the_whole_save(solution: Session) -> None:
     before = solution.call(REPORT, 7)
-    _write(solution, "Core/Core.fs", "    let twice", "    let started = System.DateTime.Now.Ticks\n\n    let twice")
+    _write(solution, "Core/Core.fs", "        member _.Name", INTERFACE + "        member _.Name")
     _write(solution, "App/Program.fs", "tick %d", "TICK %d")
     with pytest.raises(EditRefused) as refused:
         solution.edit("../Left/Left.fs", "module Left =", "module Left =\n")  # any save: the refusal is the others'
-    assert "Shapes.Core.started" in str(refused.value) and "Core.fs:" in str(refused.value)
+    assert "interface change in Shapes.Core.Named" in str(refused.value) and "Core.fs:" in str(refused.value)
     assert solution.call(REPORT, 7) == before  # not even the app's part of it was applied
-    _write(solution, "Core/Core.fs", "    let started = System.DateTime.Now.Ticks\n\n", "")
+    _write(solution, "Core/Core.fs", INTERFACE, "")
     outcome = solution.reload()
     assert outcome.kind == OutcomeKind.APPLIED and "App.dll" in outcome.assemblies
     assert solution.call(REPORT, 7).startswith("TICK 7")

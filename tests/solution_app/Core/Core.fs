@@ -8,3 +8,7 @@ module Core =
 
     /// A function defined as a value (point-free): `Session.call` applies it to its arguments.
     let shouted = label >> fun s -> s.ToUpper()
+
+    /// A class: the refused-edit test gives it an interface, which the runtime cannot add to a loaded type.
+    type Named(name: string) =
+        member _.Name = name
