@@ -94,6 +94,22 @@ def _local_index(code: bytes, ins_opcode: int, operand_offset: int) -> int | Non
     return None
 
 
+def _note_use(build: Build, opcode: int, tok: int, reads: set[str], calls: set[int]) -> None:
+    """What one instruction reads or calls: a startup field (a value of this build), another assembly's value
+    (through its getter), or a method of this build."""
+    table, row = split_token(tok)
+    if opcode in (_LDSFLD, _LDSFLDA):
+        if table == T.Field and _startup_owner(build, row):
+            reads.add(build.names.key(T.Field, row))
+    elif opcode in _CALLS:
+        if table == T.MethodDef:
+            calls.add(row)
+        else:
+            name = _external(display_name(build.names.token_key(tok)))
+            if ".get_" in name:  # another assembly's value, read through its getter
+                reads.add("get:" + name.replace(".get_", ".", 1))
+
+
 class _Reads:
     """Which startup-class fields (or, across assemblies, which value getters) a method reads, following the calls
     it makes inside its assembly."""
@@ -110,19 +126,8 @@ class _Reads:
             calls: set[int] = set()
             if body is not None:
                 for ins in instructions(body.code):
-                    if ins.opcode in (_LDSFLD, _LDSFLDA):
-                        table, row = split_token(_token(body.code, ins.operand_offset))
-                        if table == T.Field and _startup_owner(self.build, row):
-                            reads.add(self.build.names.key(T.Field, row))
-                    elif ins.opcode in _CALLS:
-                        tok = _token(body.code, ins.operand_offset)
-                        table, row = split_token(tok)
-                        if table == T.MethodDef:
-                            calls.add(row)
-                        else:
-                            name = _external(display_name(self.build.names.token_key(tok)))
-                            if ".get_" in name:  # another assembly's value, read through its getter
-                                reads.add("get:" + name.replace(".get_", ".", 1))
+                    if ins.kind in TOKEN_KINDS:
+                        _note_use(self.build, ins.opcode, _token(body.code, ins.operand_offset), reads, calls)
             self._direct[rid] = frozenset(reads), frozenset(calls)
         return self._direct[rid]
 
@@ -180,6 +185,7 @@ def _kept_properties(build: Build) -> set[str]:
 
 
 _CACHE: weakref.WeakKeyDictionary[Build, dict[str, Value]] = weakref.WeakKeyDictionary()
+_STATEMENTS: weakref.WeakKeyDictionary[Build, dict[str, tuple[object, ...]]] = weakref.WeakKeyDictionary()
 
 
 def module_values(build: Build, pdb: Pdb | None) -> dict[str, Value]:
@@ -260,16 +266,7 @@ def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple
             if ins.kind in TOKEN_KINDS:
                 tok = _token(code, ins.operand_offset)
                 item.append(build.names.token_key(tok))
-                table, row = split_token(tok)
-                if ins.opcode in (_LDSFLD, _LDSFLDA) and table == T.Field and _startup_owner(build, row):
-                    direct_reads.add(build.names.key(T.Field, row))
-                elif ins.opcode in _CALLS:
-                    if table == T.MethodDef:
-                        calls.add(row)
-                    else:
-                        called = _external(display_name(build.names.token_key(tok)))
-                        if ".get_" in called:
-                            direct_reads.add("get:" + called.replace(".get_", ".", 1))
+                _note_use(build, ins.opcode, tok, direct_reads, calls)
                 generated |= {t for t in build.token_types(tok) if is_line_named(build.names.own_name(T.TypeDef, t))}
             else:
                 local = _local_index(code, ins.opcode, ins.operand_offset)
@@ -358,7 +355,9 @@ def _problem(code: bytes, segment: list[Instruction], start: int, end: int, loca
 
 def statements(build: Build, values: dict[str, Value]) -> dict[str, tuple[object, ...]]:
     """Per startup class, the token-normalized code of its .cctor outside every value's stretch: top-level `do`
-    code, which ran once at startup."""
+    code, which ran once at startup. Kept per build, as its values are."""
+    if build in _STATEMENTS:
+        return _STATEMENTS[build]
     by_class: dict[str, list[tuple[int, int]]] = {}
     for value in values.values():
         by_class.setdefault(value.startup, []).append((value.start, value.end))
@@ -382,6 +381,7 @@ def statements(build: Build, values: dict[str, Value]) -> dict[str, tuple[object
             else:
                 items.append((ins.opcode, body.code[ins.operand_offset:ins.operand_offset + ins.operand_size]))
         out[startup] = tuple(items)
+    _STATEMENTS[build] = out
     return out
 
 

@@ -134,12 +134,6 @@ def _startup_name(name: str) -> str:
     return name
 
 
-def _touches_module_values(diff: Diff) -> bool:
-    """Whether the new build has module-level values (a startup class with a static constructor): any code it
-    changes may be what one of them computes."""
-    return diff.new is not None and has_module_values(diff.new)
-
-
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
@@ -651,7 +645,8 @@ class Session:
             entry = next(((new_build, new_pdb) for p, _delta, new_build, new_pdb, _digest in deltas if p is part),
                          None)
             part_diff = next((d for p, *_x, d in changes if p is part), None)
-            if entry is not None and part_diff is not None and (recomputed or _touches_module_values(part_diff)):
+            # a build with module-level values: any code the save changes may be what one of them computes
+            if entry is not None and part_diff is not None and (recomputed or has_module_values(entry[0])):
                 plans[part.name] = plan(part.previous, part.previous_pdb, *entry, [c.key for c in part_diff.changed],
                                         part_diff.initializer_code, recomputed)
             elif entry is None and recomputed:
