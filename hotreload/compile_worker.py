@@ -54,16 +54,46 @@ class FscService:
         self._run = run.MakeGenericMethod(self._compile.ReturnType.GetGenericArguments()[0])
 
     def compile(self, args: list[str]) -> dict[str, Any]:
-        from System import Array, Object, String  # type: ignore[import-not-found]
+        from System import Array, Console, Object, String  # type: ignore[import-not-found]
+        from System.IO import StringWriter  # type: ignore[import-not-found]
 
         start = time.perf_counter()
-        computation = self._compile.Invoke(self._checker, Array[Object]([Array[String](["fsc.exe", *args]), None]))
-        result = self._run.Invoke(None, Array[Object]([computation, None, None]))
+        timed = "--times" in args  # fsc prints its phase table to Console.Out: kept for the reply, not the log
+        saved, captured = (Console.Out, StringWriter()) if timed else (None, None)
+        if timed:
+            Console.SetOut(captured)
+        try:
+            computation = self._compile.Invoke(self._checker,
+                                               Array[Object]([Array[String](["fsc.exe", *args]), None]))
+            result = self._run.Invoke(None, Array[Object]([computation, None, None]))
+        finally:
+            if timed:
+                Console.SetOut(saved)
         errors = [[str(d.FileName), int(d.StartLine), int(d.StartColumn) + 1, str(d.ErrorNumberText), str(d.Message)]
                   for d in result.Item1 if str(d.Severity) == "Error"]
         failure = None if result.Item2 is None else str(result.Item2.Value)
-        return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
-                "seconds": time.perf_counter() - start}
+        reply: dict[str, Any] = {"ok": not errors and failure is None, "errors": errors, "failure": failure,
+                                 "seconds": time.perf_counter() - start}
+        if captured is not None:
+            reply["phases"] = parse_times(str(captured.ToString()))
+        return reply
+
+
+def parse_times(text: str) -> list[tuple[str, float]]:
+    """fsc's `--times` table -> [(phase, seconds)] for its top-level phases (rows `|Name |elapsed|duration|...`;
+    the `|>` rows are sub-steps of the row after them)."""
+    out: list[tuple[str, float]] = []
+    for line in text.splitlines():
+        if "Cache name" in line:
+            break  # the compiler's cache statistics follow the phases
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or line.startswith("|>") or len(cells) < 3:
+            continue
+        try:
+            out.append((cells[0], float(cells[2])))
+        except ValueError:
+            continue  # the header and the cache table
+    return out
 
 
 def main(argv: list[str]) -> int:
