@@ -5,10 +5,17 @@ JIT-compiled between saves. It is a process of its own, not part of the host, so
 on the app's process, and its working directory is the project folder, as fsc's is under MSBuild (fsc records a
 document path relative to it in the PDB; anywhere else the output would differ from `dotnet build`'s).
 
-Protocol (one JSON object per line): the worker first says `{"ready": true}`; then for each request
-`{"args": [fsc arguments], "cwd": folder}` (cwd optional: the project folder of the compile, as MSBuild runs fsc
-in it; a solution's libraries are compiled by the same worker) it answers `{"ok": bool, "errors": [[file, line, column, code, message], ...],
-"failure": str | null, "seconds": float}`. End of input ends the worker; so does SIGTERM (to its process
+It compiles with the references' imports kept between compiles (hotreload.fsc_driver), which halves a small app's
+warm compile; where the SDK's compiler does not have the internals that needs, or a `verify` compile's output is
+not byte-identical to the public compile's, or a compile crashes there, it uses the public
+`FSharpChecker.Compile` from then on, and says so in the reply's `note`. HOTRELOAD_KEEP_IMPORTS=0 turns it off.
+
+Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
+"note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool}` (cwd
+optional: the project folder of the compile, as MSBuild runs fsc in it; a solution's libraries are compiled by the
+same worker; verify: compile with both paths and compare) it answers `{"ok": bool, "errors": [[file, line, column,
+code, message], ...], "failure": str | null, "seconds": float, "phases": [[step, seconds], ...], "driver": str,
+"note": str | null}`. End of input ends the worker; so does SIGTERM (to its process
 group, with what it started), when it is busy or hung past its deadline.
 """
 
@@ -23,7 +30,10 @@ from typing import Any
 
 from . import processes
 from .build import sdk_fsharp_dir
+from .fsc_driver import DriverUnavailable, KeptImportsCompiler
 from .runtime import start_runtime
+
+KEEP_IMPORTS_VARIABLE = "HOTRELOAD_KEEP_IMPORTS"
 
 
 class FscService:
@@ -52,8 +62,49 @@ class FscService:
         run = next(m for m in core.GetType("Microsoft.FSharp.Control.FSharpAsync").GetMethods()
                    if m.Name == "RunSynchronously")
         self._run = run.MakeGenericMethod(self._compile.ReturnType.GetGenericArguments()[0])
+        self.driver: KeptImportsCompiler | None = None
+        self.note: str | None = None
+        if os.environ.get(KEEP_IMPORTS_VARIABLE, "1") != "0":
+            try:
+                self.driver = KeptImportsCompiler(self._checker, service, core)
+            except DriverUnavailable as exc:
+                self.note = (f"{exc}: compiling with the public FSharpChecker.Compile, which reads every reference "
+                             "again on each save")
 
-    def compile(self, args: list[str]) -> dict[str, Any]:
+    @property
+    def driver_name(self) -> str:
+        return "kept imports" if self.driver is not None else "public"
+
+    def _give_up_driver(self, why: str) -> str:
+        self.driver = None
+        self.note = f"{why}: compiling with the public FSharpChecker.Compile from now on (slower, same output)"
+        return self.note
+
+    def compile(self, args: list[str], verify: bool = False) -> dict[str, Any]:
+        """One compile; with `verify`, also the public compile of the same arguments, whose output the kept-imports
+        compile must equal byte for byte (else the public path is used from then on)."""
+        note = None
+        if self.driver is not None and verify:
+            reference = self.public_compile(args)
+            expected = _outputs(args) if reference["ok"] else None
+            reply = self.driver.compile(args)
+            if reply["ok"] != reference["ok"] or (expected is not None and _outputs(args) != expected):
+                note = self._give_up_driver("the compile with kept imports differed from the public compile")
+                reply = self.public_compile(args)  # its output is the one left on disk
+            elif reply["failure"] and not reply["errors"]:
+                note = self._give_up_driver(f"the compile with kept imports failed ({reply['failure']})")
+                reply = self.public_compile(args)
+        elif self.driver is not None:
+            reply = self.driver.compile(args)
+            if reply["failure"] and not reply["errors"]:
+                note = self._give_up_driver(f"the compile with kept imports failed ({reply['failure']})")
+                reply = self.public_compile(args)
+        else:
+            reply = self.public_compile(args)
+        reply["driver"], reply["note"] = self.driver_name, note
+        return reply
+
+    def public_compile(self, args: list[str]) -> dict[str, Any]:
         from System import Array, Console, Object, String  # type: ignore[import-not-found]
         from System.IO import StringWriter  # type: ignore[import-not-found]
 
@@ -73,10 +124,16 @@ class FscService:
                   for d in result.Item1 if str(d.Severity) == "Error"]
         failure = None if result.Item2 is None else str(result.Item2.Value)
         reply: dict[str, Any] = {"ok": not errors and failure is None, "errors": errors, "failure": failure,
-                                 "seconds": time.perf_counter() - start}
+                                 "seconds": time.perf_counter() - start, "phases": []}
         if captured is not None:
             reply["phases"] = parse_times(str(captured.ToString()))
         return reply
+
+
+def _outputs(args: list[str]) -> list[bytes]:
+    """The assembly and symbols a compile of `args` wrote."""
+    out = next(Path(a.split(":", 1)[1]) for a in args if a.startswith(("-o:", "--out:")))
+    return [p.read_bytes() for p in (out, out.with_suffix(".pdb")) if p.exists()]
 
 
 def parse_times(text: str) -> list[tuple[str, float]]:
@@ -104,7 +161,7 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
     start_runtime()
     service = FscService(sdk_fsharp_dir())
-    protocol.write(json.dumps({"ready": True}) + "\n")
+    protocol.write(json.dumps({"ready": True, "driver": service.driver_name, "note": service.note}) + "\n")
     for line in sys.stdin:
         if not line.strip():
             continue
@@ -112,7 +169,7 @@ def main(argv: list[str]) -> int:
             request = json.loads(line)
             if request.get("cwd"):
                 os.chdir(request["cwd"])
-            reply = service.compile(request["args"])
+            reply = service.compile(request["args"], bool(request.get("verify")))
         except Exception as exc:  # noqa: BLE001 - any compiler crash is reported, the worker stays up
             reply = {"ok": False, "errors": [], "failure": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
         protocol.write(json.dumps(reply) + "\n")

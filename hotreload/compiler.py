@@ -157,6 +157,8 @@ class Worker:
         if not hello.get("ready"):
             self.close()
             raise ProjectError(f"the compiler worker did not start: {hello}; see {log}")
+        self.driver: str = hello.get("driver", "public")  # "kept imports" (hotreload.fsc_driver) or "public"
+        self.note: str | None = hello.get("note")  # why it is not "kept imports", when it could have been
 
     def _read(self, timeout: float, verb: str, then: str) -> dict[str, Any]:
         try:
@@ -171,13 +173,16 @@ class Worker:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def compile(self, args: list[str], timeout: float | None = None, cwd: Path | None = None) -> dict[str, Any]:
+    def compile(self, args: list[str], timeout: float | None = None, cwd: Path | None = None,
+                verify: bool = False) -> dict[str, Any]:
         """Compile with fsc's `args` in `cwd` (the project folder: fsc records paths relative to it; default: the
-        folder the worker started in)."""
+        folder the worker started in). `verify`: also compile with the public compiler entry and compare (see
+        hotreload.compile_worker)."""
         with self._lock:
             assert self.proc.stdin is not None
             try:
-                self.proc.stdin.write(json.dumps({"args": args, "cwd": str(cwd or self.folder)}) + "\n")
+                request = {"args": args, "cwd": str(cwd or self.folder), "verify": verify}
+                self.proc.stdin.write(json.dumps(request) + "\n")
                 self.proc.stdin.flush()
             except (OSError, ValueError) as exc:
                 raise ProjectError(f"the compiler worker is gone ({exc}); see {self._log.name}") from exc
@@ -266,7 +271,8 @@ class WarmCompiler:
 
     `warm_up()` (slow: MSBuild, worker start, one compile to a scratch folder) runs once in the background after
     the first `dotnet build`; `build()` waits for it. `on_fallback` hears why a save went through `dotnet build`;
-    `on_note` hears what else a save did first (MSBuild asked again for a changed compile list).
+    `on_note(note, kind)` hears what else a save did first (kind "compile-list": MSBuild asked again for a changed
+    compile list) and what the compiler says of itself (kind "compiler": it compiles without kept imports, and why).
     `compile_timeout` (default HOTRELOAD_COMPILE_TIMEOUT or 120 s) bounds the worker's start and each compile.
     `close()` ends the worker, MSBuild and any build of `builder` in progress, with everything they started.
     """
@@ -274,10 +280,10 @@ class WarmCompiler:
     def __init__(self, builder: Builder, on_fallback: Callable[[str], None] | None = None,
                  compile_timeout: float | None = None,
                  libraries: Sequence[tuple[Builder, frozenset[Path]]] = (),
-                 on_note: Callable[[str], None] | None = None) -> None:
+                 on_note: Callable[[str, str], None] | None = None) -> None:
         self.builder = builder
         self.on_fallback = on_fallback or (lambda reason: None)
-        self.on_note = on_note or (lambda note: None)
+        self.on_note = on_note or (lambda note, kind: None)
         self.compile_timeout = (compile_timeout if compile_timeout is not None
                                 else setting(COMPILE_TIMEOUT_VARIABLE, COMPILE_TIMEOUT))
         self.processes = Owner()
@@ -337,9 +343,13 @@ class WarmCompiler:
             assert self.args is not None and worker is not None
             scratch = self.builder.work_dir / "warm-up" / output_of(self.args).name
             scratch.parent.mkdir(parents=True, exist_ok=True)
-            for _ in range(WARM_UP_COMPILES):
-                worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
-                               self.compile_timeout, self.builder.project.parent)
+            if worker.note:
+                self.on_note(worker.note, "compiler")
+            for k in range(WARM_UP_COMPILES):  # the first compares the kept-imports compile with the public one
+                reply = worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
+                                       self.compile_timeout, self.builder.project.parent, verify=k == 0)
+                if reply.get("note"):
+                    self.on_note(reply["note"], "compiler")
             self._problem = None
         except (HotReloadError, OSError, ValueError) as exc:
             self._problem = str(exc)
@@ -402,7 +412,7 @@ class WarmCompiler:
                     for unit in self._refresh_arguments():
                         unit.stale = True  # compiled with its new list of files
                     self.on_arguments()
-                    self.on_note("a source file was added or removed: MSBuild gave the compile list again")
+                    self.on_note("a source file was added or removed: MSBuild gave the compile list again", "compile-list")
                 except (HotReloadError, OSError) as exc:
                     reason = f"MSBuild could not give the new compile list ({str(exc).splitlines()[0]})"
             if reason is None:
@@ -505,6 +515,8 @@ class WarmCompiler:
             return None
         finally:
             self._compiling = None
+        if reply.get("note"):
+            self.on_note(reply["note"], "compiler")
         errors = [Diagnostic(file, line, column, code, message) for file, line, column, code, message
                   in reply["errors"]]
         if reply["failure"] and not errors:

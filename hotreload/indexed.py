@@ -40,8 +40,20 @@ class Build:
         return cls(Assembly.from_file(path))
 
     def renamed(self, renames: dict[tuple[int, int], str]) -> Build:
-        """The same assembly seen with running-module names for entities that only moved (see match.py)."""
-        return self if not renames else Build(self.asm, {**self.renames, **renames})
+        """The same assembly seen with running-module names for entities that only moved (see match.py).
+
+        Only compiler-generated, line-named entities (`f@12`) are renamed, and every key that names one contains
+        '@' (F# identifiers cannot, outside backticks): keys and normalized bodies without '@' are the same under
+        the new names, so they are carried over rather than computed again for thousands of methods.
+        """
+        if not renames:
+            return self
+        build = Build(self.asm, {**self.renames, **renames})
+        if all("@" in self.names.raw_name(T(table), row) for table, row in renames):
+            build.names.carry_from(self.names)
+            build._row_index = self._row_index
+            build._normalized = {rid: body for rid, body in self._normalized.items() if not _names_generated(body)}
+        return build
 
     def carried_to(self, asm: Assembly, unchanged_bodies: set[int]) -> Build:
         """A build of `asm`, which has this build's rows, names and signatures (see incremental.py): its index is
@@ -303,6 +315,11 @@ class Build:
             if table == T.Property:
                 out.setdefault(row, []).append((sem, method))
         return out
+
+
+def _names_generated(body: tuple[object, ...]) -> bool:
+    """Whether a normalized body names a line-named (compiler-generated) entity: its tokens' keys, locals, clauses."""
+    return bool(body) and "@" in repr(body[1:4])
 
 
 _INDEX_PROPERTIES = frozenset(name for name, value in vars(Build).items() if isinstance(value, cached_property))

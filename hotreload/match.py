@@ -59,6 +59,8 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
     """
     pairs: list[tuple[int, int]] = []
     identical: list[tuple[int, int]] = []
+    if len(olds) == 1 and len(news) == 1:  # one each: identical or not, they pair iff same shape (never ambiguous)
+        return ([(olds[0], news[0])] if shape(old, olds[0]) == shape(new, news[0]) else []), False
     for key_of in (full, shape):
         old_buckets: dict[Hashable, list[int]] = defaultdict(list)
         new_buckets: dict[Hashable, list[int]] = defaultdict(list)

@@ -44,6 +44,14 @@ class Names:
                 names.__dict__[name] = self.__dict__[name]
         return names
 
+    def carry_from(self, other: Names) -> None:
+        """Take `other`'s keys that name no line-named entity (no '@'), and its row owners: `other` reads the same
+        assembly with fewer renames, all of line-named entities (see Build.renamed)."""
+        self._cache = {k: v for k, v in other._cache.items() if "@" not in v}
+        for name in ("enclosing", "method_owner", "field_owner"):
+            if name in other.__dict__:
+                self.__dict__[name] = other.__dict__[name]
+
     def own_name(self, table: T, row: int) -> str:
         """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
         renamed = self.renames.get((int(table), row))

@@ -257,7 +257,7 @@ class Session:
                 libraries=[(Builder(node.project, self.builder.work_dir, self.builder.timeout),
                             frozenset(r for r in node.references if r.suffix == ".fsproj"))
                            for node in self.libraries if node.fsharp],
-                on_note=lambda note: self.report.info(note, "compile-list"))
+                on_note=lambda note, kind: self.report.info(note, kind))
             self.compiler.remember_sources()  # before watching: a save from now on is a change
             self.compiler.warm_up_in_background()
         if self.run_entry_point:

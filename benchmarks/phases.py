@@ -1,0 +1,167 @@
+"""Where a warm compile's time goes: fsc's own phase table (`--times`) for one-function edits, per project size.
+
+For each project this runs one `dotnet build` (its time is the project's first build), asks MSBuild for fsc's
+arguments, starts hotreload's compiler worker, compiles twice to warm it, then makes body-only edits in the first,
+a middle and the last file, compiling after each with `--times`. Printed: per project and edit place, the median
+seconds of each phase (import of references, parse, type check, optimization, IL generation, writing) and of the
+whole compile as the worker saw it.
+
+Projects: sample_app; fsgen's flat projects of 1,000 and 5,000 functions; fslayered's 100 files with cross-file
+types and opens (a real project's shape).
+
+    .venv/bin/python benchmarks/phases.py --json phases.json [--edits 3] [--only sample,layered100]
+    .venv/bin/python benchmarks/phases.py --quick --json phases.json    # CI: sample_app and 20 layered files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchutil import provenance
+from fsgen import ARITH, GeneratedProject
+from fslayered import LayeredProject
+
+from hotreload.build import Builder
+from hotreload.compiler import Worker, compiler_arguments
+from hotreload.processes import Owner
+
+ROOT = Path(__file__).resolve().parent.parent
+# fsc's top-level phases, in the order it runs them, grouped into the stages the issue names
+STAGES = {
+    "import": ("Import mscorlib+FSharp.Core", "Import non-system references"),
+    "parse": ("Parse inputs",),
+    "typecheck": ("Typecheck",),
+    "interface": ("Typechecked", "Write Interface File", "Write XML doc signatures", "Write XML docs",
+                  "Encode Interface Data"),
+    "optimize": ("Optimizations",),
+    "ilgen": ("TAST -> IL", "Ilx -> IL"),
+    "write": ("Write .NET Binary",),
+}
+
+
+class Target:
+    """A project to measure and how to make its edits: `edit(place, n)` changes one function body in the first,
+    middle or last file (place 0, 1, 2), the n-th time."""
+
+    def __init__(self, label: str, project: Path, files: int, edit: Callable[[int, int], None]) -> None:
+        self.label, self.project, self.files, self.edit = label, project, files, edit
+
+
+def sample_target(root: Path) -> Target:
+    folder = root / "sample_app"
+    shutil.copytree(ROOT / "sample_app", folder, ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
+    greeting = folder / "Greeting.fs"
+    original = greeting.read_text()
+
+    def edit(place: int, n: int) -> None:
+        greeting.write_text(original.replace("tick * multiplier ()", f"tick * multiplier () + {n + 1}"))
+
+    return Target("sample_app", folder / "SampleApp.fsproj", 3, edit)
+
+
+def flat_target(root: Path, functions: int) -> Target:
+    gen = GeneratedProject(root / f"gen{functions}", functions, name=f"Gen{functions}")
+    gen.write()
+    files = [0, gen.file_count // 2, gen.file_count - 1]
+    return Target(f"fsgen {functions} functions", gen.project, gen.file_count,
+                  lambda place, n: gen.edit_constant(gen.pick(ARITH, files[place])) and None)
+
+
+def layered_target(root: Path, files: int) -> Target:
+    gen = LayeredProject(root / f"layered{files}", files)
+    gen.write()
+    where = [0, files // 2, files - 1]
+    return Target(f"{files} layered files", gen.project, files, lambda place, n: gen.edit_score(where[place]) and None)
+
+
+def measure(target: Target, edits: int) -> dict[str, Any]:
+    builder = Builder(target.project)
+    result = builder.build()
+    if not result.ok:
+        raise SystemExit(f"{target.label}: the first build failed: {result.errors[:3]}")
+    owner = Owner()
+    args = [*compiler_arguments(builder, owner), "--times"]
+    worker = Worker(target.project.parent, builder.work_dir / "worker.log", owner)
+    rows: dict[str, Any] = {"project": target.label, "files": target.files, "first_build_s": round(result.seconds, 2)}
+    try:
+        for _ in range(2):
+            reply = worker.compile(args)
+            assert reply["ok"], reply
+        for place, name in enumerate(("first", "middle", "last")):
+            samples: list[dict[str, float]] = []
+            for n in range(edits):
+                target.edit(place, len(samples) + 10 * place + 100 * n)
+                t = time.perf_counter()
+                reply = worker.compile(args)
+                wall = time.perf_counter() - t
+                if not reply["ok"]:
+                    raise SystemExit(f"{target.label}: compile failed: {reply['errors'][:3]} {reply['failure']}")
+                phases = dict(reply["phases"])
+                sample = {stage: sum(phases.get(p, 0.0) for p in names) for stage, names in STAGES.items()}
+                sample["fsc_total"] = sum(phases.values())
+                sample["compile"] = wall
+                samples.append(sample)
+            rows[name] = {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
+            print(f"  {target.label}, edit in the {name} file: "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()), flush=True)
+    finally:
+        worker.close()
+        owner.close()
+    return rows
+
+
+def print_table(rows: Sequence[dict[str, Any]]) -> None:
+    cols = [*STAGES, "fsc_total", "compile"]
+    print(f"\n{'project':<24} {'edit in':<7} {'build':>6} " + " ".join(f"{c:>9}" for c in cols))
+    for row in rows:
+        for place in ("first", "middle", "last"):
+            if place in row:
+                print(f"{row['project']:<24} {place:<7} {row['first_build_s']:>6.2f} "
+                      + " ".join(f"{row[place][c]:>9.3f}" for c in cols))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--edits", type=int, default=3, help="edits per place (default 3)")
+    parser.add_argument("--quick", action="store_true", help="sample_app and 20 layered files, 1 edit each (CI)")
+    parser.add_argument("--only", help="comma-separated: sample, gen1000, gen5000, layered100")
+    parser.add_argument("--keep", type=Path, help="generate the projects here and keep them")
+    opts = parser.parse_args(argv)
+    root = opts.keep or Path(tempfile.mkdtemp(prefix="hotreload-phases-"))
+    root.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[], Target]] = {
+        "sample": lambda: sample_target(root),
+        "gen1000": lambda: flat_target(root, 1000),
+        "gen5000": lambda: flat_target(root, 5000),
+        "layered100": lambda: layered_target(root, 100),
+    }
+    if opts.quick:
+        makers = {"sample": makers["sample"], "layered20": lambda: layered_target(root, 20)}
+        opts.edits = 1
+    elif opts.only:
+        makers = {k: makers[k] for k in opts.only.split(",")}
+    rows: list[dict[str, Any]] = []
+    try:
+        for key, make in makers.items():
+            print(f"{key}:", flush=True)
+            rows.append(measure(make(), opts.edits))
+    finally:
+        if not opts.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    print_table(rows)
+    opts.json.write_text(json.dumps({"provenance": provenance("dotnet"), "stages": STAGES, "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

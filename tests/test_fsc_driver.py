@@ -1,0 +1,99 @@
+"""The compile with kept imports (hotreload.fsc_driver) writes what the public FSharpChecker.Compile writes, byte for
+byte, over a corpus of generated edits (tests/fsrandom.py: bodies, constants, added and removed functions, lines
+inserted above closures, new types and members, literals, module-level values, rude edits), and reads the
+references only once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fsrandom import Program
+
+from hotreload.build import Builder
+from hotreload.compiler import Worker, compiler_arguments
+from hotreload.processes import Owner
+
+FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+  </PropertyGroup>
+  <ItemGroup>
+{items}
+  </ItemGroup>
+</Project>
+"""
+
+
+def _write(folder: Path, program: Program) -> None:
+    for name, text in program.files().items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> Iterator[tuple[Program, Path, Worker, list[str]]]:
+    program = Program(23)
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
+    project = tmp_path / "Gen.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    _write(tmp_path, program)
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        yield program, tmp_path, worker, compiler_arguments(builder, owner)
+    finally:
+        worker.close()
+        owner.close()
+
+
+@pytest.mark.runtime
+def test_kept_imports_write_the_public_compiles_bytes_over_generated_edits(
+        generated: tuple[Program, Path, Worker, list[str]]) -> None:
+    program, folder, worker, args = generated
+    assert worker.driver == "kept imports", worker.note
+    first = worker.compile(args)
+    assert first["ok"] and first["driver"] == "kept imports"
+    saves = 0
+    for _ in range(10):
+        edit = program.random_edit()
+        _write(folder, program)
+        # verify: the worker compiles with the public entry, then with kept imports, and compares both outputs
+        reply = worker.compile(args, verify=True)
+        assert reply["ok"], (str(edit), reply["errors"], reply["failure"])
+        assert reply["note"] is None, f"{edit}: {reply['note']}"
+        assert reply["driver"] == "kept imports"
+        assert reply["imports"] == "kept", "the references were read again for a source edit"
+        assert dict(reply["phases"])["import framework"] < 0.05
+        saves += 1
+    assert saves == 10
+
+
+@pytest.mark.runtime
+def test_a_compile_error_is_reported_as_the_public_compile_reports_it(
+        generated: tuple[Program, Path, Worker, list[str]]) -> None:
+    _program, folder, worker, args = generated
+    source = folder / "A.fs"
+    good = source.read_text(encoding="utf-8")
+    source.write_text(good + "\nlet broken: int = \"not an int\"\n", encoding="utf-8")
+    line = good.count("\n") + 2
+    reply = worker.compile(args, verify=True)  # both fail: the same verdict, no fallback
+    assert not reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
+    assert [(Path(e[0]).name, e[1], e[3]) for e in reply["errors"]] == [("A.fs", line, "FS0001")]
+    source.write_text(good, encoding="utf-8")
+    assert worker.compile(args, verify=True)["ok"]
+
+
+@pytest.mark.runtime
+def test_keep_imports_off_uses_the_public_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOTRELOAD_KEEP_IMPORTS", "0")
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        assert worker.driver == "public" and worker.note is None
+    finally:
+        worker.close()
+        owner.close()
