@@ -550,8 +550,11 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
     """
     old_pdb, new_pdb = pdbs
     if same_structure(old, new):  # only bodies changed: no matching, no comparison entity by entity
-        changed, unchanged = changed_bodies(old, new)
-        canonical = old.carried_to(new.asm, unchanged)
+        changed = changed_bodies(old, new)
+        canonical = old.carried_to(new.asm, changed)
+        for memo in ("_body_spans", "_with_body", "_methods_but_rvas"):  # found for `new`: the next save's running build is `canonical`
+            if memo in new.__dict__:
+                canonical.__dict__[memo] = new.__dict__[memo]
         differ = _Differ(old, canonical, capabilities)
         for rid in changed:
             differ.body_changed(canonical.names.key(T.MethodDef, rid), rid, rid)
@@ -562,7 +565,7 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
             keys = canonical.names
             result.moved = _moved(old_pdb, new_pdb, [(keys.key(T.MethodDef, r), r, r) for r in moved], result)
         return result
-    matching = match_builds(old, new)
+    matching = match_builds(old, new, pdbs)
     canonical = new.renamed(matching.renames)
     canonical.retired = frozenset((old.retired | old.types.keys()) - canonical.types.keys())
     result = _Differ(old, canonical, capabilities).run()

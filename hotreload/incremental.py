@@ -33,7 +33,7 @@ def same_structure(old: Build, new: Build) -> bool:
     for table in T:
         rows_a, rows_b = a.rows(table), b.rows(table)
         if table == T.MethodDef:
-            if [r[1:] for r in rows_a] != [r[1:] for r in rows_b]:
+            if _methods_but_rvas(old) != _methods_but_rvas(new):
                 return False
         elif table == T.Module:
             if [r[:2] + r[5:] for r in rows_a] != [r[:2] + r[5:] for r in rows_b]:  # the MVID is new each build
@@ -41,6 +41,14 @@ def same_structure(old: Build, new: Build) -> bool:
         elif rows_a != rows_b:
             return False
     return all(old.field_data(rid) == new.field_data(rid) for rid in old.field_rvas)
+
+
+def _methods_but_rvas(build: Build) -> list[tuple[int, ...]]:
+    """MethodDef rows without their RVA (memoized on the build: the running build's were made when it was new)."""
+    cached = build.__dict__.get("_methods_but_rvas")
+    if cached is None:
+        cached = build.__dict__["_methods_but_rvas"] = [r[1:] for r in build.asm.md.rows(T.MethodDef)]
+    return cached
 
 
 def _us(build: Build, offset: int) -> str | None:
@@ -118,7 +126,17 @@ def differing(old: Spans, new: Spans) -> list[int]:
 
 
 def body_spans(build: Build, rids: list[int]) -> Spans:
-    """Method bodies of `build` by MethodDef row."""
+    """Method bodies of `build` by MethodDef row (memoized on the build for the usual `rids`, every method with a
+    body: the running build's were found when it was the new one)."""
+    cached = build.__dict__.get("_body_spans")
+    if cached is not None and cached[0] == rids:
+        return cached[1]
+    spans = _body_spans(build, rids)
+    build.__dict__["_body_spans"] = (rids, spans)
+    return spans
+
+
+def _body_spans(build: Build, rids: list[int]) -> Spans:
     rows = build.asm.md.rows(T.MethodDef)
     pe = build.asm.pe
     rvas = [rows[rid - 1][0] for rid in rids]
@@ -133,7 +151,16 @@ def body_spans(build: Build, rids: list[int]) -> Spans:
 
 
 def sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
-    """Sequence-point blobs of a PDB by MethodDef row."""
+    """Sequence-point blobs of a PDB by MethodDef row (memoized on the PDB, which the next save compares again)."""
+    cached = pdb.__dict__.get("_point_spans")
+    if cached is not None and cached[0] == rids:
+        return cached[1]
+    spans = _sequence_point_spans(pdb, rids)
+    pdb.__dict__["_point_spans"] = (rids, spans)
+    return spans
+
+
+def _sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
     rows = pdb.md.rows(T.MethodDebugInformation)
     heap = pdb.md.blob_heap
 
@@ -166,15 +193,23 @@ def _loaded_strings_moved(old: Build, new: Build, bodies: Spans) -> set[int]:
     return out
 
 
-def changed_bodies(old: Build, new: Build) -> tuple[list[int], set[int]]:
-    """(changed methods, methods certainly unchanged) of two builds of the same structure (see same_structure)."""
-    with_body = [rid for rid, (a, b) in enumerate(zip(old.asm.md.rows(T.MethodDef), new.asm.md.rows(T.MethodDef)), 1)
-                 if a[0] and b[0]]
-    old_bodies = body_spans(old, with_body)
-    suspects = set(differing(old_bodies, body_spans(new, with_body))) | _loaded_strings_moved(old, new, old_bodies)
-    changed = [rid for rid in sorted(suspects) if not _same_code(old, new, rid)]
-    unchanged = set(range(1, len(old.asm.md.rows(T.MethodDef)) + 1)) - set(changed)
-    return changed, unchanged
+def with_body(build: Build) -> list[int]:
+    """MethodDef rows that have a body (memoized on the build)."""
+    cached = build.__dict__.get("_with_body")
+    if cached is None:
+        cached = build.__dict__["_with_body"] = [rid for rid, row in enumerate(build.asm.md.rows(T.MethodDef), 1)
+                                                 if row[0]]
+    return cached
+
+
+def changed_bodies(old: Build, new: Build) -> list[int]:
+    """Changed methods of two builds of the same structure (see same_structure)."""
+    rids = with_body(old)
+    if with_body(new) != rids:  # a body appeared or vanished (abstract/extern rows): the rows with both
+        rids = sorted(set(rids) & set(with_body(new)))
+    old_bodies, new_bodies = body_spans(old, rids), body_spans(new, rids)
+    suspects = set(differing(old_bodies, new_bodies)) | _loaded_strings_moved(old, new, old_bodies)
+    return [rid for rid in sorted(suspects) if not _same_code(old, new, rid)]
 
 
 def moved_candidates(old_pdb: Pdb, new_pdb: Pdb, methods: int) -> list[int]:

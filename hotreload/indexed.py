@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from functools import cached_property
 
-from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body
+from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body, token_offsets
 from .metadata.reader import Assembly
 from .metadata.schema import (
     HasCustomAttribute,
@@ -34,6 +35,7 @@ class Build:
         self._normalized: dict[int, tuple[object, ...]] = {}
         self._row_index: dict[tuple[T, int], dict[int, list[tuple[int, tuple[int, ...]]]]] = {}
         self.retired: frozenset[str] = frozenset()  # keys of types removed from the running module, still loaded
+        self.carried_from: Build | None = None  # the build whose rows, names and signatures this one has
 
     @classmethod
     def from_file(cls, path: str) -> Build:
@@ -55,13 +57,16 @@ class Build:
             build._normalized = {rid: body for rid, body in self._normalized.items() if not _names_generated(body)}
         return build
 
-    def carried_to(self, asm: Assembly, unchanged_bodies: set[int]) -> Build:
+    def carried_to(self, asm: Assembly, changed_bodies: Iterable[int]) -> Build:
         """A build of `asm`, which has this build's rows, names and signatures (see incremental.py): its index is
         this one's (no re-indexing), and so are the normalized forms of bodies that did not change."""
         build = Build(asm, self.renames)
+        build.carried_from = self
         build.names = self.names.carried_to(asm)
         build._row_index = self._row_index
-        build._normalized = {rid: body for rid, body in self._normalized.items() if rid in unchanged_bodies}
+        build._normalized = dict(self._normalized)
+        for rid in changed_bodies:
+            build._normalized.pop(rid, None)
         for name, value in self.__dict__.items():
             if name in _INDEX_PROPERTIES:
                 build.__dict__[name] = value
@@ -158,11 +163,10 @@ class Build:
             else:
                 code = bytearray(body.code)
                 refs: list[str] = []
-                for ins in instructions(body.code):
-                    if ins.kind in TOKEN_KINDS:
-                        tok, = struct.unpack_from("<I", body.code, ins.operand_offset)
-                        refs.append(self.names.token_key(tok))
-                        code[ins.operand_offset:ins.operand_offset + 4] = b"\0\0\0\0"
+                token_key = self.names.token_key
+                for at in token_offsets(body.code):
+                    refs.append(token_key(int.from_bytes(code[at:at + 4], "little")))
+                    code[at:at + 4] = b"\0\0\0\0"
                 locals_key = self.names.token_key(body.local_sig) if body.local_sig else ""
                 clauses = tuple(
                     (c.flags, c.try_offset, c.try_length, c.handler_offset, c.handler_length,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from .indexed import Build
 from .metadata.schema import T
+from .pdb import Pdb
 from .refusal import Refusal, RefusalKind
 
 # `-hrN`: the name an added entity got because a running one held its line-based name (see `_resolve`)
@@ -82,10 +83,48 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
     return pairs, False
 
 
+class _Sources:
+    """Which source file each method's sequence points lie in, and which files a save left as they were (same
+    checksum in both PDBs)."""
+
+    def __init__(self, old_pdb: Pdb, new_pdb: Pdb) -> None:
+        self.pdbs = (old_pdb, new_pdb)
+        old_hashes, new_hashes = self._hashes(old_pdb), self._hashes(new_pdb)
+        self.unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
+        self._names: tuple[dict[int, str], dict[int, str]] = ({}, {})
+
+    @staticmethod
+    def _hashes(pdb: Pdb) -> dict[str, bytes]:
+        return {pdb.document_name(rid): pdb.md.blob(row[2]) for rid, row in enumerate(pdb.md.rows(T.Document), 1)}
+
+    def method_file(self, side: int, rid: int) -> str | None:
+        """The one file whose lines method `rid` (of the old build: side 0, new: 1) has, "" for a method without
+        sequence points, None for one spread over several files (inlined code)."""
+        pdb = self.pdbs[side]
+        rows = pdb.md.rows(T.MethodDebugInformation)
+        if rid > len(rows) or not rows[rid - 1][1]:
+            return ""
+        doc = rows[rid - 1][0]
+        if not doc:
+            return None
+        names = self._names[side]
+        if doc not in names:
+            names[doc] = pdb.document_name(doc)
+        return names[doc]
+
+    def untouched(self, side: int, build: Build, table: T, rid: int) -> bool:
+        """Whether every line of the entity (a method, or a type's methods) lies in files the save left as they
+        were, and it has some."""
+        methods = build.methods_of(rid) if table == T.TypeDef else [rid] if table == T.MethodDef else []
+        files = {self.method_file(side, m) for m in methods} - {""}
+        return bool(files) and None not in files and files <= self.unchanged
+
+
 class _Matcher:
-    def __init__(self, old: Build, new: Build) -> None:
+    def __init__(self, old: Build, new: Build, sources: _Sources | None = None) -> None:
         self.old = old
         self.new = new
+        self.sources = sources
         self.result = Matching()
 
     # ---- canonical names of the new build as renames accumulate --------------------------------------
@@ -225,7 +264,10 @@ class _Matcher:
         # source order in each build comes from that build's own (line-bearing) names, not the running ones
         olds = sorted(olds, key=lambda r: source_order(old.names.raw_name(table, r)))
         news = sorted(news, key=lambda r: source_order(new.names.raw_name(table, r)))
-        pairs, ambiguous = _pair(olds, news, full, shape, old, new)
+        pairs = self._untouched_pairs(table, olds, news, shape)
+        ambiguous = False
+        if not pairs:
+            pairs, ambiguous = _pair(olds, news, full, shape, old, new)
         paired_new = set()
         for o, n in pairs:  # when ambiguous, the identical ones: code that uses them is then not seen as changed
             paired_new.add(n)
@@ -252,6 +294,27 @@ class _Matcher:
                 taken.add(f"{own}-hr{k}")
 
 
-def match_builds(old: Build, new: Build) -> Matching:
-    """Names in `new` for entities the running module (described by `old`) knows by other line-based names."""
-    return _Matcher(old, new).run()
+    def _untouched_pairs(self, table: T, olds: list[int], news: list[int],
+                         shape: Callable[[Build, int], Hashable]) -> list[tuple[int, int]]:
+        """A group whose entities keep their names, all in files the save did not touch, with the same shapes: the
+        same source lambdas, paired by name without comparing their code (which is the cost of a structural save
+        in a large assembly). Names carry a per-name occurrence count, so a group whose counts shifted (an entity
+        of the same name added earlier) has other names and is compared as usual; so is any other group."""
+        sources, old, new = self.sources, self.old, self.new
+        if sources is None or len(olds) != len(news):
+            return []
+        if [old.names.own_name(table, o) for o in olds] != [new.names.raw_name(table, n) for n in news]:
+            return []
+        pairs = list(zip(olds, news, strict=True))
+        if all(sources.untouched(0, old, table, o) and sources.untouched(1, new, table, n)
+               and shape(old, o) == shape(new, n) for o, n in pairs):
+            return pairs
+        return []
+
+
+def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Matching:
+    """Names in `new` for entities the running module (described by `old`) knows by other line-based names.
+    With both builds' PDBs, groups in source files the save did not touch are paired by name (see
+    `_untouched_pairs`)."""
+    old_pdb, new_pdb = pdbs
+    return _Matcher(old, new, _Sources(old_pdb, new_pdb) if old_pdb and new_pdb else None).run()

@@ -392,9 +392,19 @@ def plan(old: Build, old_pdb: Pdb | None, new: Build, new_pdb: Pdb | None,
     calls, a constant's getter, a closure it creates) computes something else now; `initializer_code`: the
     generated types among them that only static initializers run (hotreload.diff); `read_elsewhere`: values
     another assembly of the app computes again in this save (their readers here follow)."""
-    before, after = module_values(old, old_pdb), module_values(new, new_pdb)
+    before = module_values(old, old_pdb)
     changed = set(changed)
     changed_types = {key[2:].split("::", 1)[0] for key in changed}
+    if new.carried_from is old and not initializer_code and not set(read_elsewhere) and not any(
+            key.startswith("M:<StartupCode$") for key in changed) and not any(
+            value.runs & changed or value.generated & changed_types for value in before.values()):
+        # a save of bodies no value's code runs, initializers unchanged (same rows: hotreload.incremental): the
+        # same values, read from the same code; the running build's are the new one's, found again for nothing
+        _CACHE[new] = before
+        if old in _STATEMENTS:
+            _STATEMENTS[new] = _STATEMENTS[old]
+        return Plan()
+    after = module_values(new, new_pdb)
     result = Plan()
     seeds: set[str] = set(read_elsewhere)
     for name, value in after.items():

@@ -102,6 +102,53 @@ def instructions(code: bytes) -> Iterator[Instruction]:
         pos += size
 
 
+def _operand_table(ops: dict[int, str]) -> tuple[list[int], list[bool]]:
+    """Per opcode byte: operand size (-1 unknown opcode, -2 switch) and whether the operand is a token."""
+    sizes, tokens = [-1] * 256, [False] * 256
+    for op, kind in ops.items():
+        sizes[op] = 4 if kind in TOKEN_KINDS else -2 if kind == SWITCH else _SIZES[kind]
+        tokens[op] = kind in TOKEN_KINDS
+    return sizes, tokens
+
+
+_ONE_SIZES, _ONE_TOKENS = _operand_table(ONE_BYTE)
+_TWO_SIZES, _TWO_TOKENS = _operand_table(TWO_BYTE)
+
+
+def token_offsets(code: bytes) -> list[int]:
+    """Offsets of the token operands in `code`: what `instructions` finds of TOKEN_KINDS, without an object per
+    instruction (a structural save normalizes every body of the new build through this loop). Raises
+    BadImageError as `instructions` does."""
+    out: list[int] = []
+    pos, n = 0, len(code)
+    one_sizes, one_tokens = _ONE_SIZES, _ONE_TOKENS
+    while pos < n:
+        op = code[pos]
+        pos += 1
+        if op == 0xFE:
+            if pos >= n:
+                raise BadImageError("truncated two-byte opcode")
+            op = code[pos]
+            pos += 1
+            size, token = _TWO_SIZES[op], _TWO_TOKENS[op]
+            if size == -1:
+                raise BadImageError(f"unknown opcode {0xFE00 | op:#x} at IL offset {pos - 2:#x}")
+        else:
+            size, token = one_sizes[op], one_tokens[op]
+            if size == -1:
+                raise BadImageError(f"unknown opcode {op:#x} at IL offset {pos - 1:#x}")
+        if size == -2:
+            if pos + 4 > n:
+                raise BadImageError("truncated switch")
+            size = 4 + 4 * int.from_bytes(code[pos:pos + 4], "little")
+        if token:
+            out.append(pos)
+        pos += size
+    if pos > n:
+        raise BadImageError("truncated operand at the end of the IL")
+    return out
+
+
 def map_tokens(code: bytes, fn: Callable[[str, int], int]) -> bytes:
     """Copy `code` with every token operand replaced by fn(kind, token)."""
     out = bytearray(code)

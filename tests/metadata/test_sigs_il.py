@@ -385,6 +385,21 @@ def test_instructions_reject_unknown_or_truncated_code(code: bytes) -> None:
         list(instructions(code))
 
 
+@pytest.mark.parametrize("code", [b"\xfe", b"\x20\x01\x02", b"\x45\x02\x00\x00\x00\x00", b"\x24", b"\xfe\x08",
+                                  b"\x28\x01\x00\x00"])
+def test_token_offsets_reject_what_instructions_rejects(code: bytes) -> None:
+    with pytest.raises(BadImageError):
+        il.token_offsets(code)
+
+
+@given(st.lists(st.sampled_from([
+    "00", "2001000000", "2801000006", "7205000070", "d002000001", "1f0a", "26", "fe0601000006", "fe0c0100",
+    "4502000000" "01000000" "02000000", "3805000000", "2b02", "2302000000000000f0", "7b01000004", "2a"]), max_size=40))
+def test_token_offsets_are_the_token_operands_instructions_decodes(parts: list[str]) -> None:
+    code = bytes.fromhex("".join(parts))
+    assert il.token_offsets(code) == [i.operand_offset for i in instructions(code) if i.kind in il.TOKEN_KINDS]
+
+
 def test_map_tokens_replaces_only_token_operands() -> None:
     code = bytes.fromhex("2001000000" "2801000006" "7205000070" "d002000001" "1f0a" "26" "fe0601000006" "2a")
     calls: list[tuple[str, int]] = []
