@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -35,16 +36,18 @@ from hotreload.compiler import Worker, compiler_arguments
 from hotreload.processes import Owner
 
 ROOT = Path(__file__).resolve().parent.parent
-# fsc's top-level phases, in the order it runs them, grouped into the stages the issue names
+# The phases of both compile paths, grouped into the stages the issue names: fsc's own `--times` table (the public
+# FSharpChecker.Compile) and hotreload.fsc_driver's steps (imports kept)
 STAGES = {
-    "import": ("Import mscorlib+FSharp.Core", "Import non-system references"),
-    "parse": ("Parse inputs",),
-    "typecheck": ("Typecheck",),
-    "interface": ("Typechecked", "Write Interface File", "Write XML doc signatures", "Write XML docs",
-                  "Encode Interface Data"),
-    "optimize": ("Optimizations",),
-    "ilgen": ("TAST -> IL", "Ilx -> IL"),
-    "write": ("Write .NET Binary",),
+    "flags": ("flags",),
+    "import": ("Import mscorlib+FSharp.Core", "Import non-system references", "import framework",
+               "import references"),
+    "parse": ("Parse inputs", "parse"),
+    "typecheck": ("Typecheck", "typecheck"),
+    "interface+opt": ("Typechecked", "Write Interface File", "Write XML doc signatures", "Write XML docs",
+                      "Encode Interface Data", "Optimizations", "attributes", "interface data, optimization"),
+    "ilgen": ("TAST -> IL", "Ilx -> IL", "IL"),
+    "write": ("Write .NET Binary", "static linking", "write"),
 }
 
 
@@ -83,50 +86,70 @@ def layered_target(root: Path, files: int) -> Target:
     return Target(f"{files} layered files", gen.project, files, lambda place, n: gen.edit_score(where[place]) and None)
 
 
-def measure(target: Target, edits: int) -> dict[str, Any]:
+PATHS = ("public", "kept imports")
+"""The public FSharpChecker.Compile (HOTRELOAD_KEEP_IMPORTS=0, phases from fsc's `--times`) and hotreload's
+compile with the imports kept (hotreload.fsc_driver, phases from its own steps)."""
+
+
+def measure(target: Target, edits: int, paths: Sequence[str] = PATHS) -> dict[str, Any]:
     builder = Builder(target.project)
     result = builder.build()
     if not result.ok:
         raise SystemExit(f"{target.label}: the first build failed: {result.errors[:3]}")
+    row: dict[str, Any] = {"project": target.label, "files": target.files, "first_build_s": round(result.seconds, 2)}
     owner = Owner()
-    args = [*compiler_arguments(builder, owner), "--times"]
-    worker = Worker(target.project.parent, builder.work_dir / "worker.log", owner)
-    rows: dict[str, Any] = {"project": target.label, "files": target.files, "first_build_s": round(result.seconds, 2)}
     try:
-        for _ in range(2):
-            reply = worker.compile(args)
-            assert reply["ok"], reply
-        for place, name in enumerate(("first", "middle", "last")):
-            samples: list[dict[str, float]] = []
-            for n in range(edits):
-                target.edit(place, len(samples) + 10 * place + 100 * n)
-                t = time.perf_counter()
-                reply = worker.compile(args)
-                wall = time.perf_counter() - t
-                if not reply["ok"]:
-                    raise SystemExit(f"{target.label}: compile failed: {reply['errors'][:3]} {reply['failure']}")
-                phases = dict(reply["phases"])
-                sample = {stage: sum(phases.get(p, 0.0) for p in names) for stage, names in STAGES.items()}
-                sample["fsc_total"] = sum(phases.values())
-                sample["compile"] = wall
-                samples.append(sample)
-            rows[name] = {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
-            print(f"  {target.label}, edit in the {name} file: "
-                  + ", ".join(f"{k} {v:.3f}" for k, v in rows[name].items()), flush=True)
+        args = compiler_arguments(builder, owner)
+        for path in paths:
+            os.environ["HOTRELOAD_KEEP_IMPORTS"] = "0" if path == "public" else "1"
+            worker = Worker(target.project.parent, builder.work_dir / "worker.log", owner)
+            try:
+                if worker.driver != path:
+                    raise SystemExit(f"asked for the {path} compile, the worker has {worker.driver}: {worker.note}")
+                row[path] = _edits(target, worker, [*args, "--times"] if path == "public" else args, edits, path)
+            finally:
+                worker.close()
     finally:
-        worker.close()
+        os.environ.pop("HOTRELOAD_KEEP_IMPORTS", None)
         owner.close()
-    return rows
+    return row
+
+
+def _edits(target: Target, worker: Worker, args: list[str], edits: int, path: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for _ in range(2):  # warm: what a session's warm-up does
+        reply = worker.compile(args)
+        assert reply["ok"], reply
+    for place, name in enumerate(("first", "middle", "last")):
+        samples: list[dict[str, float]] = []
+        for n in range(edits):
+            target.edit(place, 1000 * (path == "public") + 10 * place + 100 * n + 1)
+            t = time.perf_counter()
+            reply = worker.compile(args)
+            wall = time.perf_counter() - t
+            if not reply["ok"]:
+                raise SystemExit(f"{target.label}: compile failed: {reply['errors'][:3]} {reply['failure']}")
+            phases: dict[str, float] = {}
+            for phase, seconds in reply["phases"]:
+                phases[phase] = phases.get(phase, 0.0) + seconds
+            sample = {stage: sum(phases.get(p, 0.0) for p in names) for stage, names in STAGES.items()}
+            sample["compile"] = wall
+            samples.append(sample)
+        out[name] = {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
+        print(f"  {target.label}, {path}, edit in the {name} file: "
+              + ", ".join(f"{k} {v:.3f}" for k, v in out[name].items()), flush=True)
+    return out
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    cols = [*STAGES, "fsc_total", "compile"]
-    print(f"\n{'project':<24} {'edit in':<7} {'build':>6} " + " ".join(f"{c:>9}" for c in cols))
+    cols = [*STAGES, "compile"]
+    print(f"\n{'project':<22} {'compile path':<13} {'edit in':<7} {'build':>6} " + " ".join(f"{c:>13}" for c in cols))
     for row in rows:
-        for place in ("first", "middle", "last"):
-            if place in row:
-                print(f"{row['project']:<24} {place:<7} {row['first_build_s']:>6.2f} "
-                      + " ".join(f"{row[place][c]:>9.3f}" for c in cols))
+        for path in PATHS:
+            for place in ("first", "middle", "last"):
+                if path in row:
+                    print(f"{row['project']:<22} {path:<13} {place:<7} {row['first_build_s']:>6.2f} "
+                          + " ".join(f"{row[path][place][c]:>13.3f}" for c in cols))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -91,7 +91,10 @@ class _Sources:
         self.pdbs = (old_pdb, new_pdb)
         old_hashes, new_hashes = self._hashes(old_pdb), self._hashes(new_pdb)
         self.unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
+        # F#'s "unknown" document holds hidden lines only (generated code), and has no checksum: no source at all
+        self.sourceless = {name for name, digest in {**old_hashes, **new_hashes}.items() if not digest} | {""}
         self._names: tuple[dict[int, str], dict[int, str]] = ({}, {})
+        self._files: dict[tuple[int, int], set[str | None]] = {}
 
     @staticmethod
     def _hashes(pdb: Pdb) -> dict[str, bytes]:
@@ -113,11 +116,26 @@ class _Sources:
         return names[doc]
 
     def untouched(self, side: int, build: Build, table: T, rid: int) -> bool:
-        """Whether every line of the entity (a method, or a type's methods) lies in files the save left as they
-        were, and it has some."""
-        methods = build.methods_of(rid) if table == T.TypeDef else [rid] if table == T.MethodDef else []
-        files = {self.method_file(side, m) for m in methods} - {""}
+        """Whether the entity's code lies in files the save left as they were: a method's lines; for a type, its
+        methods' lines and those of the type it is nested in, outermost (a closure's Invoke often has no lines of
+        its own; the module type it is nested in is one file's)."""
+        if table == T.MethodDef:
+            files = {self.method_file(side, rid)}
+        elif table == T.TypeDef:
+            root = rid
+            while root in build.names.enclosing:
+                root = build.names.enclosing[root]
+            files = self._type_files(side, build, rid) | self._type_files(side, build, root)
+        else:
+            return False
+        files -= self.sourceless
         return bool(files) and None not in files and files <= self.unchanged
+
+    def _type_files(self, side: int, build: Build, rid: int) -> set[str | None]:
+        key = (side, rid)
+        if key not in self._files:
+            self._files[key] = {self.method_file(side, m) for m in build.methods_of(rid)}
+        return self._files[key]
 
 
 class _Matcher:
