@@ -18,6 +18,7 @@ It relies on internals of the SDK's FSharp.Compiler.Service (names and signature
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import OrderedDict
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import HotReloadError
+from .fsc_checkpoints import CheckpointedTypeCheck
 
 _PER_PROJECT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:", "-r:", "--reference:")
 FRAMEWORK_ENTRIES = 2
+_SERIALS = itertools.count()
 """Distinct framework imports kept (a solution's projects share one when their flags agree)."""
 
 
@@ -53,6 +56,7 @@ class _Project:
     key: tuple[object, ...]
     framework: _Framework
     tc_imports: Any
+    serial: int = 0  # tells this project's imports from the ones before it (kept type checks are of one)
 
 
 class _Fcs:
@@ -179,7 +183,7 @@ class KeptImportsCompiler:
             "run": m("Internal.Utilities.Library.PervasiveAutoOpens", "Async.RunImmediate.Static", 2),
             "memoize_file": m("FSharp.Compiler.TcGlobals+TcGlobals", "memoize_file", 1),
             "file_index": m("FSharp.Compiler.Text.FileIndexModule", "fileIndexOfFile", 1),
-            "parse": m(pac, "ParseInputFiles", 5), "dedup": m(pac, "DeduplicateParsedInputModuleName", 2),
+            "dedup": m(pac, "DeduplicateParsedInputModuleName", 2),
             "meta": m(pac, "ApplyMetaCommandsFromInputToTcConfig", 4),
             "initial_env": m(pac, "GetInitialTcEnv", 5), "typecheck": m(d, "TypeCheck", 10),
             "range0": m("FSharp.Compiler.Text.RangeModule", "get_range0", 0),
@@ -204,6 +208,7 @@ class KeptImportsCompiler:
             raise DriverUnavailable("the F# compiler's TcGlobals has no compilerGlobalState")
         self.frameworks: OrderedDict[tuple[object, ...], _Framework] = OrderedDict()
         self.projects: dict[str, _Project] = {}  # output path -> its kept imports
+        self.checks = CheckpointedTypeCheck(f, self.name_state)  # output path -> its kept parse and type check
 
     # ---- keys --------------------------------------------------------------------------------------------
     @staticmethod
@@ -232,6 +237,8 @@ class KeptImportsCompiler:
         start = time.perf_counter()
         self._phases: list[tuple[str, float]] = []
         self._imports = "kept"
+        self._checked: tuple[int, int] | None = None
+        self._outfile = ""
         handlers = f.invoke(m["handlers"], None, "--flaterrors" in args)
         diagnostics, logger0, provider = handlers.Item1, handlers.Item2, handlers.Item3
         scopes = [f.invoke(m["build_phase"], None, self.cases["parse"]), f.invoke(m["use_logger"], None, logger0)]
@@ -261,8 +268,12 @@ class KeptImportsCompiler:
                   for d in diagnostics if str(d.Severity) == "Error"]
         if failure is None and not errors and not done:
             failure = "the compiler stopped without saying why"
+        if errors or failure is not None:
+            self.checks.forget(self._outfile)
+        checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1]}
         return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
-                "seconds": time.perf_counter() - start, "phases": self._phases, "imports": self._imports}
+                "seconds": time.perf_counter() - start, "phases": self._phases, "imports": self._imports,
+                "typecheck": checked}
 
     def _mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
@@ -304,6 +315,7 @@ class KeptImportsCompiler:
                  f.fslist(String("").GetType(), ["COMPILED", *defines]))
         names = f.invoke(f.method(builder.GetType(), "DecideNames", 1), builder, sources)
         outfile, pdbfile, assembly_name = names.Item1, names.Item2, names.Item3
+        self._outfile = str(outfile)
         logger = f.invoke(m["provider_logger"], provider, builder, exiter)
         if int(f.get(delayed, "ErrorCount")) > 0:
             f.invoke(f.method(delayed.GetType(), "CommitDelayedDiagnostics", 1), delayed, logger)
@@ -338,14 +350,15 @@ class KeptImportsCompiler:
 
         phase = f.invoke(m["build_phase"], None, c["parse"])
         try:
-            parsed = f.invoke(m["parse"], None, config, lex, sources, logger, False)
+            check_key = (os.getcwd(), tuple(args), fw_key)
+            parsed, files = self.checks.parse(self._outfile, check_key, config, lex, sources, source_list, logger)
             map_args = Array[Type](list(m["dedup"].GetParameters()[0].ParameterType.GetGenericArguments()))
             state = f.invoke(m["map_empty"].MakeGenericMethod(map_args), None)
             inputs = []
-            for entry in parsed:
-                deduped = f.invoke(m["dedup"], None, state, entry.Item1)
+            for parsed_input, folder in parsed:
+                deduped = f.invoke(m["dedup"], None, state, parsed_input)
                 state = deduped.Item2
-                inputs.append((deduped.Item1, entry.Item2))
+                inputs.append((deduped.Item1, folder))
             for parsed_input, folder in inputs:
                 config = f.invoke(m["meta"], None, config, parsed_input, folder, deps)
             t = self._mark("parse", t)
@@ -358,19 +371,28 @@ class KeptImportsCompiler:
                                              framework.tc_imports, others, unresolved, deps))
                 if project is not None and project.framework is framework:
                     IDisposable(project.tc_imports).Dispose()  # its references' files changed: read again
-                project = self.projects[str(outfile)] = _Project(project_key, framework, imports)
+                project = self.projects[str(outfile)] = _Project(project_key, framework, imports, next(_SERIALS))
             t = self._mark("import references", t)
         finally:
             IDisposable(phase).Dispose()
 
         phase = f.invoke(m["build_phase"], None, c["typecheck"])
         try:
-            env = f.invoke(m["initial_env"], None, assembly_name, f.invoke(m["range_startup"], None), config,
-                           project.tc_imports, tc_globals)
-            input_type = m["meta"].GetParameters()[1].ParameterType
-            checked = f.invoke(m["typecheck"], None, ctok, config, project.tc_imports, tc_globals, logger,
-                               assembly_name, env.Item1, env.Item2, f.fslist(input_type, [i for i, _ in inputs]),
-                               exiter)
+            startup = f.invoke(m["range_startup"], None)
+            env = f.invoke(m["initial_env"], None, assembly_name, startup, config, project.tc_imports, tc_globals)
+            done = self.checks.check(self._outfile, (*check_key, project.serial), files, [i for i, _ in inputs],
+                                     ctok, config, project.tc_imports, tc_globals, logger, assembly_name, env,
+                                     startup)
+            if done is None:  # Driver.TypeCheck's own check of every file, with fresh generated-name counters
+                self.name_state.SetValue(tc_globals, Activator.CreateInstance(self.name_state.FieldType))
+                input_type = m["meta"].GetParameters()[1].ParameterType
+                checked = f.invoke(m["typecheck"], None, ctok, config, project.tc_imports, tc_globals, logger,
+                                   assembly_name, env.Item1, env.Item2, f.fslist(input_type, [i for i, _ in inputs]),
+                                   exiter)
+                ccu, top_attribs, impl_files = f.get(checked.Item1, "Ccu"), checked.Item2, checked.Item3
+            else:
+                ccu, top_attribs, impl_files, count = done
+                self._checked = (count, len(files))
             f.invoke(m["abort"], None, logger, exiter)
             self._mark("typecheck", t)
         finally:
@@ -380,6 +402,5 @@ class KeptImportsCompiler:
         rest = Activator.CreateInstance(whole.GetGenericArguments()[7], Array[Object](
             [config, outfile, pdbfile, assembly_name, logger, exiter, source_docs]))
         item = Activator.CreateInstance(whole, Array[Object](
-            [ctok, tc_globals, project.tc_imports, framework.tc_imports, f.get(checked.Item1, "Ccu"), checked.Item3,
-             checked.Item2, rest]))
+            [ctok, tc_globals, project.tc_imports, framework.tc_imports, ccu, impl_files, top_attribs, rest]))
         return f.invoke(f.method(args_type, "NewArgs", 1), None, item)

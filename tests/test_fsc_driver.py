@@ -1,7 +1,7 @@
 """The compile with kept imports (hotreload.fsc_driver) writes what the public FSharpChecker.Compile writes, byte for
 byte, over a corpus of generated edits (tests/fsrandom.py: bodies, constants, added and removed functions, lines
 inserted above closures, new types and members, literals, module-level values, rude edits), and reads the
-references only once."""
+references only once; a compile checks again only the files from the first one changed (hotreload.fsc_checkpoints)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,35 @@ def test_kept_imports_write_the_public_compiles_bytes_over_generated_edits(
         assert dict(reply["phases"])["import framework"] < 0.05
         saves += 1
     assert saves == 10
+
+
+@pytest.mark.runtime
+def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_compiles_bytes(
+        generated: tuple[Program, Path, Worker, list[str]]) -> None:
+    _program, folder, worker, args = generated
+    first = worker.compile(args)
+    assert first["ok"] and first["typecheck"] is not None
+    files = first["typecheck"]["files"]  # the obj folder's two generated files, A, B, C, Program
+    source = folder / "C.fs"
+    source.write_text(source.read_text(encoding="utf-8")
+                      + "\nlet addedForTheTest (x: int) = [x; 2] |> List.map (fun y -> y * x) |> List.sum\n",
+                      encoding="utf-8")
+    reply = worker.compile(args, verify=True)  # verify: the same bytes as the public compile, else a note
+    assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
+    assert reply["typecheck"] == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
+    reply = worker.compile(args, verify=True)  # nothing changed: every file's check is reused
+    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": 0, "files": files}
+    (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8") + "\nlet broken: int = \"no\"\n",
+                                 encoding="utf-8")
+    reply = worker.compile(args, verify=True)
+    assert not reply["ok"] and reply["note"] is None
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet alsoAdded = 3\n", encoding="utf-8")
+    reply = worker.compile(args, verify=True)  # the error is still there: nothing kept from a failed compile
+    assert not reply["ok"] and [e[3] for e in reply["errors"]] == ["FS0001"]
+    (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8").replace(
+        "\nlet broken: int = \"no\"\n", ""), encoding="utf-8")
+    reply = worker.compile(args, verify=True)
+    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": files, "files": files}
 
 
 @pytest.mark.runtime
