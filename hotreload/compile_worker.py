@@ -9,6 +9,8 @@ It compiles with the references' imports kept between compiles (hotreload.fsc_dr
 warm compile; where the SDK's compiler does not have the internals that needs, or a `verify` compile's output is
 not byte-identical to the public compile's, or a compile crashes there, it uses the public
 `FSharpChecker.Compile` from then on, and says so in the reply's `note`. HOTRELOAD_KEEP_IMPORTS=0 turns it off.
+It also type-checks only the files from the first edited one on (hotreload.fsc_checkpoints); a project's first such
+compile, then every SPOT_CHECK_EVERY-th, is compared with a full public compile, and a difference turns that off.
 
 Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
 "note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool}` (cwd
@@ -34,6 +36,9 @@ from .fsc_driver import DriverUnavailable, KeptImportsCompiler
 from .runtime import start_runtime
 
 KEEP_IMPORTS_VARIABLE = "HOTRELOAD_KEEP_IMPORTS"
+SPOT_CHECK_EVERY = 20
+"""A project's first compile that type-checks only some files, then every 20th, is compared with a full public
+compile (it costs that save one more compile): a difference turns the incremental type check off, said."""
 
 
 class FscService:
@@ -63,6 +68,7 @@ class FscService:
                    if m.Name == "RunSynchronously")
         self._run = run.MakeGenericMethod(self._compile.ReturnType.GetGenericArguments()[0])
         self.driver: KeptImportsCompiler | None = None
+        self._incremental_compiles: dict[str, int] = {}  # output path -> compiles that checked only some files
         self.note: str | None = None
         if os.environ.get(KEEP_IMPORTS_VARIABLE, "1") != "0":
             try:
@@ -99,10 +105,37 @@ class FscService:
             if reply["failure"] and not reply["errors"]:
                 note = self._give_up_driver(f"the compile with kept imports failed ({reply['failure']})")
                 reply = self.public_compile(args)
+            elif reply["ok"] and self._spot_check(args, reply):
+                note = self._compare_with_public(args, reply)
         else:
             reply = self.public_compile(args)
         reply["driver"], reply["note"] = self.driver_name, note
         return reply
+
+    def _spot_check(self, args: list[str], reply: dict[str, Any]) -> bool:
+        """Whether this compile, which type-checked only some files (hotreload.fsc_checkpoints), is one compared with
+        a full public compile: a project's first such compile, then every SPOT_CHECK_EVERY-th."""
+        checked = reply.get("typecheck")
+        if not checked or checked["checked"] == checked["files"]:
+            return False
+        out = next((a for a in args if a.startswith(("-o:", "--out:"))), "")
+        count = self._incremental_compiles[out] = self._incremental_compiles.get(out, 0) + 1
+        return count % SPOT_CHECK_EVERY == 1
+
+    def _compare_with_public(self, args: list[str], reply: dict[str, Any]) -> str | None:
+        """The public compile of the same arguments, over the output just written: the same bytes, or the type
+        check is done in full from now on (and the public compile's output is the one on disk)."""
+        written = _outputs(args)
+        started = time.perf_counter()
+        reference = self.public_compile(args)
+        reply["seconds"] += time.perf_counter() - started
+        reply["spot_checked"] = True
+        if reference["ok"] and _outputs(args) == written:
+            return None
+        assert self.driver is not None
+        self.driver.checks.refused_everywhere = True
+        return ("a compile that type-checked only the files from the edited one on differed from a full compile: "
+                "the full compile's output is used, and every file is type-checked from now on")
 
     def public_compile(self, args: list[str]) -> dict[str, Any]:
         from System import Array, Console, Object, String  # type: ignore[import-not-found]

@@ -97,6 +97,7 @@ class CheckpointedTypeCheck:
         self.restore = self._restorer(val_type, f.type("FSharp.Compiler.TypedTree+ValOptionalData"))
         self.kept: dict[str, _Kept] = {}
         self.refused: set[str] = set()  # output paths checked by Driver.TypeCheck from now on
+        self.refused_everywhere = False  # a spot check found a difference (hotreload.compile_worker): no more
 
     def forget(self, outfile: str) -> None:
         self.kept.pop(outfile, None)
@@ -141,7 +142,7 @@ class CheckpointedTypeCheck:
         from System import Activator, Array, Object  # type: ignore[import-not-found]
 
         f, m = self.f, self.m
-        if outfile in self.refused or not inputs or self.mode(config) not in CHECKED_MODES:
+        if self.refused_everywhere or outfile in self.refused or not inputs or self.mode(config) not in CHECKED_MODES:
             self.forget(outfile)
             return None
         kept = self.kept.get(outfile)

@@ -86,6 +86,12 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     reply = worker.compile(args, verify=True)  # verify: the same bytes as the public compile, else a note
     assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
     assert reply["typecheck"] == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet another (x: int) = x * 3\n", encoding="utf-8")
+    reply = worker.compile(args)  # the first compile that checks only some files is compared with a full one
+    assert reply["ok"] and reply.get("spot_checked") and reply["note"] is None
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet yetAnother (x: int) = x * 4\n", encoding="utf-8")
+    reply = worker.compile(args)
+    assert reply["ok"] and not reply.get("spot_checked") and reply["typecheck"]["checked"] == 2
     reply = worker.compile(args, verify=True)  # nothing changed: every file's check is reused
     assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": 0, "files": files}
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8") + "\nlet broken: int = \"no\"\n",

@@ -394,7 +394,7 @@ def test_token_offsets_reject_what_instructions_rejects(code: bytes) -> None:
 
 @given(st.lists(st.sampled_from([
     "00", "2001000000", "2801000006", "7205000070", "d002000001", "1f0a", "26", "fe0601000006", "fe0c0100",
-    "4502000000" "01000000" "02000000", "3805000000", "2b02", "2302000000000000f0", "7b01000004", "2a"]), max_size=40))
+    "45020000000100000002000000", "3805000000", "2b02", "2302000000000000f0", "7b01000004", "2a"]), max_size=40))
 def test_token_offsets_are_the_token_operands_instructions_decodes(parts: list[str]) -> None:
     code = bytes.fromhex("".join(parts))
     assert il.token_offsets(code) == [i.operand_offset for i in instructions(code) if i.kind in il.TOKEN_KINDS]
