@@ -13,9 +13,10 @@ It also type-checks only the files from the first edited one on (hotreload.fsc_c
 compile, then every SPOT_CHECK_EVERY-th, is compared with a full public compile, and a difference turns that off.
 
 Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
-"note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool}` (cwd
+"note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool,
+"scratch": bool}` (cwd
 optional: the project folder of the compile, as MSBuild runs fsc in it; a solution's libraries are compiled by the
-same worker; verify: compile with both paths and compare) it answers `{"ok": bool, "errors": [[file, line, column,
+same worker; verify: compile with both paths and compare; scratch: keep nothing of this output) it answers `{"ok": bool, "errors": [[file, line, column,
 code, message], ...], "failure": str | null, "seconds": float, "phases": [[step, seconds], ...], "driver": str,
 "note": str | null}`. End of input ends the worker; so does SIGTERM (to its process
 group, with what it started), when it is busy or hung past its deadline.
@@ -86,9 +87,17 @@ class FscService:
         self.note = f"{why}: compiling with the public FSharpChecker.Compile from now on (slower, same output)"
         return self.note
 
-    def compile(self, args: list[str], verify: bool = False) -> dict[str, Any]:
+    def compile(self, args: list[str], verify: bool = False, scratch: bool = False) -> dict[str, Any]:
         """One compile; with `verify`, also the public compile of the same arguments, whose output the kept-imports
-        compile must equal byte for byte (else the public path is used from then on)."""
+        compile must equal byte for byte (else the public path is used from then on); `scratch`: an output no
+        save uses again (the warm-up's), whose kept imports and type check are dropped after it."""
+        try:
+            return self._compile_once(args, verify)
+        finally:
+            if scratch and self.driver is not None:
+                self.driver.forget(_output(args))
+
+    def _compile_once(self, args: list[str], verify: bool) -> dict[str, Any]:
         note = None
         if self.driver is not None and verify:
             reference = self.public_compile(args)
@@ -163,9 +172,13 @@ class FscService:
         return reply
 
 
+def _output(args: list[str]) -> str:
+    return next((a.split(":", 1)[1] for a in args if a.startswith(("-o:", "--out:"))), "")
+
+
 def _outputs(args: list[str]) -> list[bytes]:
     """The assembly and symbols a compile of `args` wrote."""
-    out = next(Path(a.split(":", 1)[1]) for a in args if a.startswith(("-o:", "--out:")))
+    out = Path(_output(args))
     return [p.read_bytes() for p in (out, out.with_suffix(".pdb")) if p.exists()]
 
 
@@ -202,7 +215,7 @@ def main(argv: list[str]) -> int:
             request = json.loads(line)
             if request.get("cwd"):
                 os.chdir(request["cwd"])
-            reply = service.compile(request["args"], bool(request.get("verify")))
+            reply = service.compile(request["args"], bool(request.get("verify")), bool(request.get("scratch")))
         except Exception as exc:  # noqa: BLE001 - any compiler crash is reported, the worker stays up
             reply = {"ok": False, "errors": [], "failure": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
         protocol.write(json.dumps(reply) + "\n")

@@ -174,14 +174,14 @@ class Worker:
         return reply
 
     def compile(self, args: list[str], timeout: float | None = None, cwd: Path | None = None,
-                verify: bool = False) -> dict[str, Any]:
+                verify: bool = False, scratch: bool = False) -> dict[str, Any]:
         """Compile with fsc's `args` in `cwd` (the project folder: fsc records paths relative to it; default: the
         folder the worker started in). `verify`: also compile with the public compiler entry and compare (see
-        hotreload.compile_worker)."""
+        hotreload.compile_worker); `scratch`: an output no save uses again (its kept state is dropped)."""
         with self._lock:
             assert self.proc.stdin is not None
             try:
-                request = {"args": args, "cwd": str(cwd or self.folder), "verify": verify}
+                request = {"args": args, "cwd": str(cwd or self.folder), "verify": verify, "scratch": scratch}
                 self.proc.stdin.write(json.dumps(request) + "\n")
                 self.proc.stdin.flush()
             except (OSError, ValueError) as exc:
@@ -347,7 +347,8 @@ class WarmCompiler:
                 self.on_note(worker.note, "compiler")
             for k in range(WARM_UP_COMPILES):  # the first compares the kept-imports compile with the public one
                 reply = worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
-                                       self.compile_timeout, self.builder.project.parent, verify=k == 0)
+                                       self.compile_timeout, self.builder.project.parent, verify=k == 0,
+                                       scratch=True)
                 if reply.get("note"):
                     self.on_note(reply["note"], "compiler")
             self._problem = None

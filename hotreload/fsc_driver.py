@@ -210,6 +210,11 @@ class KeptImportsCompiler:
         self.projects: dict[str, _Project] = {}  # output path -> its kept imports
         self.checks = CheckpointedTypeCheck(f, self.name_state)  # output path -> its kept parse and type check
 
+    def forget(self, outfile: str) -> None:
+        """Drop what is kept for one output (a warm-up's scratch compile: it would hold a whole type check)."""
+        self.projects.pop(outfile, None)
+        self.checks.forget(outfile)
+
     # ---- keys --------------------------------------------------------------------------------------------
     @staticmethod
     def _stamp(path: str) -> tuple[str, float | None]:
