@@ -5,7 +5,8 @@ FSharp.Core and every framework and package reference afresh: 0.2-0.4 s of a 0.6
 and it makes "Encode Interface Data" force the lazily read imports again. This module runs the same pipeline from
 the compiler's own internal steps (FSharp.Compiler.Driver's `main1`, done step by step as this SDK's build does it,
 then its `main2`..`main6` unchanged), and keeps the imports (TcGlobals with the framework TcImports, and each
-project's TcImports of its other references) for as long as the flags and the referenced files are the same.
+project's TcImports of its other references) for as long as the flags and the referenced files are the same. The
+parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints).
 
 The output is byte-identical to the public compile's: the one state the imports carry from compile to compile is
 the generated-name counters of TcGlobals, which are reset before each reuse (otherwise `f@3` becomes `f@3-2`).
@@ -30,8 +31,8 @@ from .fsc_checkpoints import CheckpointedTypeCheck
 
 _PER_PROJECT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:", "-r:", "--reference:")
 FRAMEWORK_ENTRIES = 2
-_SERIALS = itertools.count()
 """Distinct framework imports kept (a solution's projects share one when their flags agree)."""
+_SERIALS = itertools.count()  # tells one project's kept imports from the ones before them
 
 
 def _path(resolution: object) -> str:
