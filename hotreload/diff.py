@@ -381,10 +381,8 @@ class _Differ:
         if self._initializer_types is None:
             names = self.new.names
             generated = {rid for rid in names.enclosing if is_line_named(names.own_name(T.TypeDef, rid))}
-            todo = [rid for rid in range(1, len(self.new.asm.md.rows(T.MethodDef)) + 1)
-                    if names.own_name(T.MethodDef, rid) in (".cctor", "main@")
-                    and names.method_owner[rid] not in generated
-                    and _is_initializer(names.key(T.MethodDef, rid))]
+            todo = [rid for rid in self.new.initializer_methods
+                    if names.method_owner[rid] not in generated and _is_initializer(names.key(T.MethodDef, rid))]
             found: set[int] = set()
             targets: set[int] = set()
             while todo:

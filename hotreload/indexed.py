@@ -139,6 +139,13 @@ class Build:
         return out
 
     @cached_property
+    def initializer_methods(self) -> list[int]:
+        """MethodDef rows named .cctor or main@: static initializers and a top-level program's code (the same rows
+        in a build carried over: a lambda's edit asks for them without scanning every method's name again)."""
+        md = self.asm.md
+        return [rid for rid, row in enumerate(md.rows(T.MethodDef), 1) if md.string(row[3]) in (".cctor", "main@")]
+
+    @cached_property
     def types(self) -> dict[str, int]:
         return {self.names.key(T.TypeDef, i): i for i in range(1, len(self.asm.md.rows(T.TypeDef)) + 1)}
 
