@@ -66,7 +66,39 @@ class Fn:
         return f"{self.module}.{self.name}"
 
 
-class GeneratedProject:
+class ProjectFiles:
+    """Writing a generated library project: its project file and each source file (`file_name(k)`, `source(k)`)."""
+
+    folder: Path
+    name: str
+    file_count: int
+
+    @property
+    def project(self) -> Path:
+        return self.folder / f"{self.name}.fsproj"
+
+    def file_name(self, k: int) -> str:
+        raise NotImplementedError
+
+    def source(self, k: int) -> str:
+        raise NotImplementedError
+
+    def write(self) -> Path:
+        """Write the project file and every source file; returns the project file."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        items = "\n".join(f'    <Compile Include="{self.file_name(k)}" />' for k in range(self.file_count))
+        self.project.write_text(FSPROJ.format(name=self.name, items=items))
+        for k in range(self.file_count):
+            self.write_file(k)
+        return self.project
+
+    def write_file(self, k: int) -> Path:
+        path = self.folder / self.file_name(k)
+        path.write_text(self.source(k))
+        return path
+
+
+class GeneratedProject(ProjectFiles):
     """A generated F# library project on disk and the model it was written from."""
 
     def __init__(self, folder: Path, functions: int, name: str = "Gen", seed: int = 1) -> None:
@@ -88,26 +120,8 @@ class GeneratedProject:
         self.file_count = self.fns[-1].file + 1 if self.fns else 0
 
     # ---- writing ----------------------------------------------------------------------------------
-    @property
-    def project(self) -> Path:
-        return self.folder / f"{self.name}.fsproj"
-
     def file_name(self, k: int) -> str:
         return f"File{k}.fs"
-
-    def write(self) -> Path:
-        """Write the project file and every source file; returns the project file."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        items = "\n".join(f'    <Compile Include="{self.file_name(k)}" />' for k in range(self.file_count))
-        self.project.write_text(FSPROJ.format(name=self.name, items=items))
-        for k in range(self.file_count):
-            self.write_file(k)
-        return self.project
-
-    def write_file(self, k: int) -> Path:
-        path = self.folder / self.file_name(k)
-        path.write_text(self.source(k))
-        return path
 
     def source(self, k: int) -> str:
         lines = [f"module {NAMESPACE}.File{k}", "", "type Point = { X: int; Y: int }", ""]

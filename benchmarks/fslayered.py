@@ -19,21 +19,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fsgen import ProjectFiles
+
 NAMESPACE = "Shop"
-FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
-  <PropertyGroup>
-    <OutputType>Library</OutputType>
-    <TargetFramework>net10.0</TargetFramework>
-    <AssemblyName>{name}</AssemblyName>
-    <WarningLevel>3</WarningLevel>
-    <TreatWarningsAsErrors>false</TreatWarningsAsErrors>
-    <CopyLocalLockFileAssemblies>true</CopyLocalLockFileAssemblies>
-  </PropertyGroup>
-  <ItemGroup>
-{items}
-  </ItemGroup>
-</Project>
-"""
 
 
 @dataclass
@@ -53,7 +41,7 @@ class Module:
         return f"{NAMESPACE}.M{self.index}"
 
 
-class LayeredProject:
+class LayeredProject(ProjectFiles):
     """A generated multi-file F# library on disk and the model of its `score` functions."""
 
     def __init__(self, folder: Path, files: int = 100, per_file: int = 20, name: str = "Shop", seed: int = 1) -> None:
@@ -76,28 +64,11 @@ class LayeredProject:
             self.modules.append(module)
 
     @property
-    def project(self) -> Path:
-        return self.folder / f"{self.name}.fsproj"
-
-    @property
-    def file_count(self) -> int:
+    def file_count(self) -> int:  # type: ignore[override]
         return len(self.modules)
 
     def file_name(self, k: int) -> str:
         return f"M{k}.fs"
-
-    def write(self) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        items = "\n".join(f'    <Compile Include="{self.file_name(k)}" />' for k in range(self.file_count))
-        self.project.write_text(FSPROJ.format(name=self.name, items=items))
-        for k in range(self.file_count):
-            self.write_file(k)
-        return self.project
-
-    def write_file(self, k: int) -> Path:
-        path = self.folder / self.file_name(k)
-        path.write_text(self.source(k))
-        return path
 
     def source(self, k: int) -> str:
         m = self.modules[k]

@@ -128,12 +128,7 @@ def differing(old: Spans, new: Spans) -> list[int]:
 def body_spans(build: Build, rids: list[int]) -> Spans:
     """Method bodies of `build` by MethodDef row (memoized on the build for the usual `rids`, every method with a
     body: the running build's were found when it was the new one)."""
-    cached = build.__dict__.get("_body_spans")
-    if cached is not None and cached[0] == rids:
-        return cached[1]
-    spans = _body_spans(build, rids)
-    build.__dict__["_body_spans"] = (rids, spans)
-    return spans
+    return _memo(build, "_body_spans", rids, lambda: _body_spans(build, rids))
 
 
 def _body_spans(build: Build, rids: list[int]) -> Spans:
@@ -152,12 +147,15 @@ def _body_spans(build: Build, rids: list[int]) -> Spans:
 
 def sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
     """Sequence-point blobs of a PDB by MethodDef row (memoized on the PDB, which the next save compares again)."""
-    cached = pdb.__dict__.get("_point_spans")
-    if cached is not None and cached[0] == rids:
-        return cached[1]
-    spans = _sequence_point_spans(pdb, rids)
-    pdb.__dict__["_point_spans"] = (rids, spans)
-    return spans
+    return _memo(pdb, "_point_spans", rids, lambda: _sequence_point_spans(pdb, rids))
+
+
+def _memo(owner: object, name: str, key: object, compute: Callable[[], Spans]) -> Spans:
+    """`compute()`, kept on `owner` for the same `key` (the next save compares the same build again)."""
+    cached = owner.__dict__.get(name)
+    if cached is None or cached[0] != key:
+        cached = owner.__dict__[name] = (key, compute())
+    return cached[1]
 
 
 def _sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
