@@ -276,7 +276,8 @@ class KeptImportsCompiler:
             failure = "the compiler stopped without saying why"
         if errors or failure is not None:
             self.checks.forget(self._outfile)
-        checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1]}
+        checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1],
+                                                      "paths": list(self.checks.last_checked)}
         return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
                 "seconds": time.perf_counter() - start, "phases": self._phases, "imports": self._imports,
                 "typecheck": checked}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fsrandom import Program
@@ -85,7 +86,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
                       encoding="utf-8")
     reply = worker.compile(args, verify=True)  # verify: the same bytes as the public compile, else a note
     assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
-    assert reply["typecheck"] == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
+    assert _counts(reply) == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
     source.write_text(source.read_text(encoding="utf-8") + "\nlet another (x: int) = x * 3\n", encoding="utf-8")
     reply = worker.compile(args)  # the first compile that checks only some files is compared with a full one
     assert reply["ok"] and reply.get("spot_checked") and reply["note"] is None
@@ -93,7 +94,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     reply = worker.compile(args)
     assert reply["ok"] and not reply.get("spot_checked") and reply["typecheck"]["checked"] == 2
     reply = worker.compile(args, verify=True)  # nothing changed: every file's check is reused
-    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": 0, "files": files}
+    assert reply["ok"] and reply["note"] is None and _counts(reply) == {"checked": 0, "files": files}
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8") + "\nlet broken: int = \"no\"\n",
                                  encoding="utf-8")
     reply = worker.compile(args, verify=True)
@@ -104,7 +105,75 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8").replace(
         "\nlet broken: int = \"no\"\n", ""), encoding="utf-8")
     reply = worker.compile(args, verify=True)
-    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": files, "files": files}
+    assert reply["ok"] and reply["note"] is None and _counts(reply) == {"checked": files, "files": files}
+
+
+def _counts(reply: dict[str, Any]) -> dict[str, int]:
+    return {k: reply["typecheck"][k] for k in ("checked", "files")}
+
+
+LAYERED = {  # B opens A, D opens B, C and Program depend on neither
+    "A.fs": "module Proj.A\n\nlet a (x: int) = x + 1\n",
+    "B.fs": "module Proj.B\n\nopen Proj.A\n\nlet b (x: int) = a x * 2\n",
+    "C.fs": "module Proj.C\n\nlet c (x: int) = [x; 3] |> List.map (fun y -> y + x) |> List.sum\n",
+    "D.fs": "module Proj.D\n\nopen Proj.B\n\nlet d (x: int) = b x + 5\n",
+    "Program.fs": "module Proj.Program\n\nopen Proj.C\n\n[<EntryPoint>]\nlet main _ =\n    printfn \"%d\" (c 2)\n    0\n",
+}
+
+
+@pytest.fixture
+def layered(tmp_path: Path) -> Iterator[tuple[Path, Worker, list[str]]]:
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in LAYERED)
+    project = tmp_path / "Layered.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    for name, text in LAYERED.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        yield tmp_path, worker, compiler_arguments(builder, owner)
+    finally:
+        worker.close()
+        owner.close()
+
+
+@pytest.mark.runtime
+def test_an_edit_checks_again_only_the_files_that_depend_on_it_and_writes_the_public_compiles_bytes(
+        layered: tuple[Path, Worker, list[str]]) -> None:
+    folder, worker, args = layered
+    first = worker.compile(args, verify=True)
+    assert first["ok"] and first["note"] is None and first["typecheck"]["checked"] == first["typecheck"]["files"]
+
+    def edit(name: str, old: str, new: str, checked: list[str] | None, ok: bool = True) -> dict[str, Any]:
+        """One edit, compiled; `checked`: the files it must type-check again (None: every file)."""
+        source = folder / name
+        text = source.read_text(encoding="utf-8")
+        assert old in text
+        source.write_text(text.replace(old, new), encoding="utf-8")
+        reply = worker.compile(args, verify=True)  # verify: the public compile's bytes, else a note
+        assert reply["ok"] == ok and reply["note"] is None and reply["driver"] == "kept imports", reply
+        if ok and checked is None:
+            assert reply["typecheck"]["checked"] == reply["typecheck"]["files"]
+        elif ok:
+            assert [Path(p).name for p in reply["typecheck"]["paths"]] == checked, (name, new)
+            assert reply["typecheck"]["checked"] == len(checked)
+        return reply
+
+    edit("B.fs", "a x * 2", "a x * 3", ["B.fs", "D.fs"])  # not C.fs nor Program.fs
+    edit("A.fs", "x + 1", "x + 2", ["A.fs", "B.fs", "D.fs"])
+    edit("C.fs", "let c", "open Proj.A\n\nlet c", ["C.fs", "Program.fs"])  # C.fs now depends on A.fs
+    edit("C.fs", "y + x)", "y + a x)", ["C.fs", "Program.fs"])
+    edit("A.fs", "x + 2", "x + 4", ["A.fs", "B.fs", "C.fs", "D.fs", "Program.fs"])
+    edit("C.fs", "open Proj.A\n\nlet c (x: int) = [x; 3] |> List.map (fun y -> y + a x)",
+         "let c (x: int) = [x; 3] |> List.map (fun y -> y + x)", ["C.fs", "Program.fs"])  # and no longer
+    edit("A.fs", "x + 4", "x + 5", ["A.fs", "B.fs", "D.fs"])
+    reply = edit("B.fs", "a x * 3", "a \"no\" * 3", None, ok=False)
+    assert [(Path(e[0]).name, e[3]) for e in reply["errors"]] == [("B.fs", "FS0001")]
+    edit("B.fs", "a \"no\" * 3", "a x * 4", None)  # nothing was kept from the failed compile
+    edit("D.fs", "b x + 5", "b x + 6", ["D.fs"])
+    edit("B.fs", "let b", "let extra (s: string) = s.Length\n\nlet b", ["B.fs", "D.fs"])
 
 
 @pytest.mark.runtime
