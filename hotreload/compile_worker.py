@@ -9,8 +9,9 @@ It compiles with the references' imports kept between compiles (hotreload.fsc_dr
 warm compile; where the SDK's compiler does not have the internals that needs, or a `verify` compile's output is
 not byte-identical to the public compile's, or a compile crashes there, it uses the public
 `FSharpChecker.Compile` from then on, and says so in the reply's `note`. HOTRELOAD_KEEP_IMPORTS=0 turns it off.
-It also type-checks only the files from the first edited one on (hotreload.fsc_checkpoints); a project's first such
-compile, then every SPOT_CHECK_EVERY-th, is compared with a full public compile, and a difference turns that off.
+It also type-checks only the edited files and the files that depend on them (hotreload.fsc_checkpoints); a
+project's first such compile, then every SPOT_CHECK_EVERY-th, is compared with a full public compile, and a
+difference turns that off.
 
 Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
 "note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool,
@@ -143,7 +144,7 @@ class FscService:
             return None
         assert self.driver is not None
         self.driver.checks.refused_everywhere = True
-        return ("a compile that type-checked only the files from the edited one on differed from a full compile: "
+        return ("a compile that type-checked only the edited files and their dependents differed from a full compile: "
                 "the full compile's output is used, and every file is type-checked from now on")
 
     def public_compile(self, args: list[str]) -> dict[str, Any]:

@@ -4,8 +4,9 @@
 `GetInitialTcState`, one `CheckOneInputEntry` per file, then `CheckMultipleInputsFinish`, `CheckClosedInputSetFinish`
 and the whole-assembly signature set into the CCU) and keeps, after each file, its parse, the type-check state and
 what checking it gave. The next compile of the same project (same arguments, same kept imports) parses again only
-the files whose text changed and checks from the first of them in compile order; the files before it are taken as
-they were, and the finish runs over all of them.
+the files whose text changed and checks again only what they can change (graph mode, below: the changed files and
+the files depending on them; otherwise every file from the first changed one on); the other files' checks are taken
+as they were, and the finish runs over all of them.
 
 The generated-name counters: the compiler numbers generated names per (name, file) (NiceNameGenerator's buckets,
 keyed by a range's file index), so each file is checked with counters of its own, which start empty as they do in a
@@ -38,7 +39,7 @@ checking its file left it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 CHECKED_MODES = ("Sequential", "Graph")
 
@@ -59,6 +60,7 @@ class _File:
     qual: str = ""  # graph: the checked input's qualified name (deduplication can change it with other files)
     deps: tuple[int, ...] = ()  # graph: the files it depends on, as mkGraph found them, in its order
     finisher: Any = None  # graph: FSharpFunc<TcState, Tuple<result, TcState>> adding this file to a state
+    folded: Any = None  # graph: its finisher's Tuple<result, TcState> in the fold of every file, in file order
     vals: list[tuple[Any, Any, Any]] = field(default_factory=list)  # its module's values as checking left them
 
 
@@ -110,6 +112,7 @@ class CheckpointedTypeCheck:
         self.refused: set[str] = set()  # output paths checked by Driver.TypeCheck from now on
         self.refused_everywhere = False  # a spot check found a difference (hotreload.compile_worker): no more
         self.last_checked: list[str] = []  # the files the last check checked (the others' checks were kept)
+        self._properties: dict[tuple[str, str], Any] = {}
 
     def forget(self, outfile: str) -> None:
         self.kept.pop(outfile, None)
@@ -158,11 +161,22 @@ class CheckpointedTypeCheck:
         args = (outfile, key, files, inputs, ctok, config, tc_imports, tc_globals, logger, assembly_name, env,
                 range_startup)
         if self.mode(config) == "Graph" and not bool(self.f.get(config, "compilingFSharpCore")) \
-                and not any(bool(self.f.get(i, "IsSigFile")) for i in inputs):
-            deps = self._dependencies(inputs)
-            if deps is not None:
-                return self._check_graph(deps, *args)
+                and not any(bool(self._get(i, "IsSigFile")) for i in inputs):
+            return self._check_graph(*args)
         return self._check_sequential(*args)
+
+    def _get(self, obj: Any, name: str) -> Any:
+        """A property's value, its PropertyInfo looked up once per runtime type (a few hundred reads a compile)."""
+        key = (str(obj.GetType().FullName), name)
+        prop = self._properties.get(key)
+        if prop is None:
+            t = obj.GetType()
+            while prop is None and t is not None:
+                prop, t = t.GetProperty(name, self.f.flags), t.BaseType
+            if prop is None:
+                raise_unavailable(f"{obj.GetType().FullName} has no property {name}")
+            self._properties[key] = prop
+        return prop.GetValue(obj)
 
     def _initial(self, key: tuple[object, ...], config: Any, tc_imports: Any, tc_globals: Any, assembly_name: str,
                  env: Any, range_startup: Any, graph: bool) -> _Kept:
@@ -195,6 +209,7 @@ class CheckpointedTypeCheck:
             if any(_directives(old.text) != _directives(new.text)
                    for old, new in zip(kept.files[start:], files[start:], strict=True)):
                 start = 0
+            start = self._from_signature(inputs, start)
         else:
             kept = None
         if kept is None or start == 0:
@@ -225,6 +240,19 @@ class CheckpointedTypeCheck:
             new_files.append(entry)
         self.last_checked = [k.path for k in files[start:]]
         return self._finish(outfile, kept, new_files, [k.result for k in new_files], state, tc_globals, logger)
+
+    def _from_signature(self, inputs: list[Any], start: int) -> int:
+        """Where the check must start for an implementation checked again to see its signature file as a full
+        compile does: checking an implementation against its signature changes the signature's values (a kept
+        signature checked against the last version of it gave other bytes), so that signature is checked again."""
+        signatures = {self._qualified(i): k for k, i in enumerate(inputs[:start]) if bool(self._get(i, "IsSigFile"))}
+        if not signatures:
+            return start
+        pairs = [signatures.get(self._qualified(i), start) for i in inputs[start:] if not bool(self._get(i, "IsSigFile"))]
+        return min([start, *pairs])
+
+    def _qualified(self, parsed: Any) -> str:
+        return str(self._get(self._get(parsed, "QualifiedName"), "Text"))
 
     def _finish(self, outfile: str, kept: _Kept, new_files: list[_File], results: list[Any], state: Any,
                 tc_globals: Any, logger: Any) -> tuple[Any, Any, Any, int] | None:
@@ -298,7 +326,7 @@ class CheckpointedTypeCheck:
         f = self.f
         files = Array.CreateInstance(self.g_types["file"], len(inputs))
         for index, parsed in enumerate(inputs):
-            files[index] = self.g_new["file"].Invoke(Array[Object]([Int32(index), f.get(parsed, "FileName"), parsed]))
+            files[index] = self.g_new["file"].Invoke(Array[Object]([Int32(index), self._get(parsed, "FileName"), parsed]))
         pairs = self.g_new["pairs"].Invoke(Array[Object]([files]))
         graph = f.invoke(self.g["graph"], None, pairs, files).Item1
         deps: dict[int, tuple[int, ...]] = {int(pair.Key): tuple(int(d) for d in pair.Value) for pair in graph}
@@ -306,16 +334,16 @@ class CheckpointedTypeCheck:
             return None
         return [deps[k] for k in range(len(inputs))]
 
-    def _check_graph(self, deps: list[tuple[int, ...]], outfile: str, key: tuple[object, ...], files: list[_File],
-                     inputs: list[Any], ctok: Any, config: Any, tc_imports: Any, tc_globals: Any, logger: Any,
-                     assembly_name: str, env: Any, range_startup: Any) -> tuple[Any, Any, Any, int] | None:
+    def _check_graph(self, outfile: str, key: tuple[object, ...], files: list[_File], inputs: list[Any], ctok: Any,
+                     config: Any, tc_imports: Any, tc_globals: Any, logger: Any, assembly_name: str, env: Any,
+                     range_startup: Any) -> tuple[Any, Any, Any, int] | None:
         """Graph mode: the changed files and the files depending on them checked, each against the state of its
         dependencies (as CheckMultipleInputsUsingGraphMode builds it); every file's finisher folded in file order."""
         from System import Activator, Array, Boolean, IDisposable, Object  # type: ignore[import-not-found]
 
         f = self.f
         count = len(files)
-        quals = [str(f.get(f.get(i, "QualifiedName"), "Text")) for i in inputs]
+        quals = [self._qualified(i) for i in inputs]
         kept = self.kept.get(outfile)
         if kept is None or kept.key != key or not kept.checked or not kept.graph or len(kept.files) != count \
                 or any(old.path != new.path for old, new in zip(kept.files, files, strict=True)):
@@ -325,6 +353,14 @@ class CheckpointedTypeCheck:
         if kept is not None and any(c and _directives(old.text) != _directives(new.text)
                                     for c, old, new in zip(changed, kept.files, files, strict=True)):
             kept = None  # a `#` line (#nowarn, #r, ...) configures every file
+        if kept is not None and not any(changed):
+            deps = [old.deps for old in kept.files]  # the same parsed files: the same graph
+        else:
+            found = self._dependencies(inputs)
+            if found is None:
+                return self._check_sequential(outfile, key, files, inputs, ctok, config, tc_imports, tc_globals,
+                                              logger, assembly_name, env, range_startup)
+            deps = found
         if kept is None:
             kept = self._initial(key, config, tc_imports, tc_globals, assembly_name, env, range_startup, True)
             changed = [True] * count
@@ -372,11 +408,13 @@ class CheckpointedTypeCheck:
             entry.vals = self._snapshot(self._signature(entry.result))
             new_files.append(entry)
         self.name_state.SetValue(tc_globals, scratch)
-        state, results = kept.initial, []
-        for entry in new_files:  # graph mode's last step: every file's finisher, in file order
-            pair = self._fold(entry, state)
-            results.append(pair.Item1)
-            state = pair.Item2
+        # graph mode's last step: every file's finisher, in file order; the same up to the first file checked
+        start = dirty.index(True) if any(dirty) else count
+        state = new_files[start - 1].folded.Item2 if start else kept.initial
+        for entry in new_files[start:]:
+            entry.folded = self._fold(entry, state)
+            state = entry.folded.Item2
+        results = [entry.folded.Item1 for entry in new_files]
         self._set_ccu(kept.initial, "UsesFSharp20PlusQuotations", any(k.quotations for k in new_files))
         if not self._generated_nothing(scratch):
             self.refused.add(outfile)
@@ -490,7 +528,7 @@ def _field(owner: Any, name: str, flags: Any) -> Any:
     return found
 
 
-def raise_unavailable(what: str) -> None:
+def raise_unavailable(what: str) -> NoReturn:
     from .fsc_driver import DriverUnavailable
 
     raise DriverUnavailable(f"the F# compiler's {what}")

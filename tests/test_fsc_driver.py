@@ -1,7 +1,8 @@
 """The compile with kept imports (hotreload.fsc_driver) writes what the public FSharpChecker.Compile writes, byte for
 byte, over a corpus of generated edits (tests/fsrandom.py: bodies, constants, added and removed functions, lines
 inserted above closures, new types and members, literals, module-level values, rude edits), and reads the
-references only once; a compile checks again only the files from the first one changed (hotreload.fsc_checkpoints)."""
+references only once; a compile checks again only the changed files and the files that depend on them
+(hotreload.fsc_checkpoints)."""
 
 from __future__ import annotations
 
@@ -174,6 +175,35 @@ def test_an_edit_checks_again_only_the_files_that_depend_on_it_and_writes_the_pu
     edit("B.fs", "a \"no\" * 3", "a x * 4", None)  # nothing was kept from the failed compile
     edit("D.fs", "b x + 5", "b x + 6", ["D.fs"])
     edit("B.fs", "let b", "let extra (s: string) = s.Length\n\nlet b", ["B.fs", "D.fs"])
+
+
+@pytest.mark.runtime
+def test_a_project_with_a_signature_file_checks_again_from_the_first_changed_file(
+        layered: tuple[Path, Worker, list[str]]) -> None:
+    """Graph mode with signature files has nodes of its own (the signature seen as an implementation): such a project
+    is checked one file after the other from the first changed file, and from an edited implementation's signature
+    (checked against the last version of it, the kept signature gave other bytes), with the public compile's bytes."""
+    folder, worker, args = layered
+    (folder / "A.fsi").write_text("module Proj.A\n\nval a: x: int -> int\n", encoding="utf-8")
+    source = folder / "Layered.fsproj"
+    source.write_text(source.read_text().replace('<Compile Include="A.fs" />',
+                                                 '<Compile Include="A.fsi" />\n    <Compile Include="A.fs" />'))
+    builder = Builder(source)
+    assert builder.build().ok
+    owner = Owner()
+    try:
+        args = compiler_arguments(builder, owner)
+    finally:
+        owner.close()
+    first = worker.compile(args, verify=True)
+    assert first["ok"] and first["note"] is None and first["typecheck"]["checked"] == first["typecheck"]["files"]
+    for name, old, new, checked in (("B.fs", "a x * 2", "a x * 3", ["B.fs", "C.fs", "D.fs", "Program.fs"]),
+                                    ("A.fs", "x + 1", "x + 2", ["A.fsi", "A.fs", "B.fs", "C.fs", "D.fs", "Program.fs"])):
+        path = folder / name
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        reply = worker.compile(args, verify=True)
+        assert reply["ok"] and reply["note"] is None, reply
+        assert [Path(p).name for p in reply["typecheck"]["paths"]] == checked
 
 
 @pytest.mark.runtime
