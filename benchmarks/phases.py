@@ -140,6 +140,7 @@ def _edits(target: Target, worker: Worker, args: list[str], edits: int, path: st
             sample = {stage: sum(phases.get(p, 0.0) for p in names) for stage, names in STAGES.items()}
             sample["compile"] = wall
             sample["spot_checked"] = float(bool(reply.get("spot_checked")))
+            sample["files_checked"] = float((reply.get("typecheck") or {}).get("checked", target.files))
             samples.append(sample)
         out[name] = {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
         print(f"  {target.label}, {path}, edit in the {name} file: "
