@@ -29,7 +29,8 @@ from typing import Any
 from .errors import HotReloadError
 from .fsc_checkpoints import CheckpointedTypeCheck
 
-_PER_PROJECT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:", "-r:", "--reference:")
+_OUTPUT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:")
+_PER_PROJECT_OPTIONS = (*_OUTPUT_OPTIONS, "-r:", "--reference:")
 FRAMEWORK_ENTRIES = 2
 """Distinct framework imports kept (a solution's projects share one when their flags agree)."""
 _SERIALS = itertools.count()  # tells one project's kept imports from the ones before them
@@ -234,9 +235,11 @@ class KeptImportsCompiler:
         return flags, tuple(self._stamp(p) for p in system), tuple(self._stamp(p) for p in core)
 
     # ---- compiling ---------------------------------------------------------------------------------------
-    def compile(self, args: list[str]) -> dict[str, Any]:
+    def compile(self, args: list[str], state_as: str | None = None) -> dict[str, Any]:
         """One compile of `args` (fsc's, without the program name) in the current folder; a reply as the
-        worker's protocol has it, with `phases` [(step, seconds)] and `imports` ("kept" or "read")."""
+        worker's protocol has it, with `phases` [(step, seconds)] and `imports` ("kept" or "read"). `state_as`:
+        the output whose kept imports and type check this compile uses and keeps (default: its own; a warm-up's
+        compile to a scratch folder names the real output, so the first save finds its state)."""
         from System import Activator, Array, IDisposable, String  # type: ignore[import-not-found]
 
         f, m = self.f, self.m
@@ -245,6 +248,7 @@ class KeptImportsCompiler:
         self._imports = "kept"
         self._checked: tuple[int, int] | None = None
         self._outfile = ""
+        self._state_as = state_as
         handlers = f.invoke(m["handlers"], None, "--flaterrors" in args)
         diagnostics, logger0, provider = handlers.Item1, handlers.Item2, handlers.Item3
         scopes = [f.invoke(m["build_phase"], None, self.cases["parse"]), f.invoke(m["use_logger"], None, logger0)]
@@ -321,7 +325,7 @@ class KeptImportsCompiler:
                  f.fslist(String("").GetType(), ["COMPILED", *defines]))
         names = f.invoke(f.method(builder.GetType(), "DecideNames", 1), builder, sources)
         outfile, pdbfile, assembly_name = names.Item1, names.Item2, names.Item3
-        self._outfile = str(outfile)
+        self._outfile = self._state_as or str(outfile)
         logger = f.invoke(m["provider_logger"], provider, builder, exiter)
         if int(f.get(delayed, "ErrorCount")) > 0:
             f.invoke(f.method(delayed.GetType(), "CommitDelayedDiagnostics", 1), delayed, logger)
@@ -356,7 +360,10 @@ class KeptImportsCompiler:
 
         phase = f.invoke(m["build_phase"], None, c["parse"])
         try:
-            check_key = (os.getcwd(), tuple(args), fw_key)
+            # the output's own paths do not change the check (its assembly name does): a warm-up's scratch
+            # compile and the saves' compiles share one kept check
+            own = tuple(a for a in args if not a.startswith(_OUTPUT_OPTIONS))
+            check_key = (os.getcwd(), own, str(assembly_name), fw_key)
             parsed, files = self.checks.parse(self._outfile, check_key, config, lex, sources, source_list, logger)
             map_args = Array[Type](list(m["dedup"].GetParameters()[0].ParameterType.GetGenericArguments()))
             state = f.invoke(m["map_empty"].MakeGenericMethod(map_args), None)
@@ -370,14 +377,14 @@ class KeptImportsCompiler:
             t = self._mark("parse", t)
             project_key = (fw_key, tuple(self._stamp(_path(r)) for r in others),
                            tuple(str(u) for u in unresolved))
-            project = self.projects.get(str(outfile))
+            project = self.projects.get(self._outfile)
             if project is None or project.key != project_key or project.framework is not framework:
                 self._imports = "read"
                 imports = self._run(f.invoke(m["others"], None, f.invoke(m["constant"], None, config),
                                              framework.tc_imports, others, unresolved, deps))
                 if project is not None and project.framework is framework:
                     IDisposable(project.tc_imports).Dispose()  # its references' files changed: read again
-                project = self.projects[str(outfile)] = _Project(project_key, framework, imports, next(_SERIALS))
+                project = self.projects[self._outfile] = _Project(project_key, framework, imports, next(_SERIALS))
             t = self._mark("import references", t)
         finally:
             IDisposable(phase).Dispose()

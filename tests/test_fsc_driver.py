@@ -12,7 +12,7 @@ import pytest
 from fsrandom import Program
 
 from hotreload.build import Builder
-from hotreload.compiler import Worker, compiler_arguments
+from hotreload.compiler import Worker, compiler_arguments, output_of
 from hotreload.processes import Owner
 
 FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
@@ -105,6 +105,28 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
         "\nlet broken: int = \"no\"\n", ""), encoding="utf-8")
     reply = worker.compile(args, verify=True)
     assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": files, "files": files}
+
+
+@pytest.mark.runtime
+def test_the_warm_up_checks_the_incremental_path_and_leaves_its_state_to_the_first_save(
+        generated: tuple[Program, Path, Worker, list[str]]) -> None:
+    _program, folder, worker, args = generated
+    scratch = folder / "warm-up" / output_of(args).name
+    scratch.parent.mkdir()
+    reply = worker.compile([f"-o:{scratch}" if a.startswith("-o:") else a for a in args],
+                           warm_up_for=str(output_of(args)))
+    assert reply["ok"] and reply["note"] is None, reply
+    files = reply["warm_up_typecheck"]["files"]
+    assert 0 < reply["warm_up_typecheck"]["checked"] < files, "the later half checked again, as after an edit"
+    source = folder / "C.fs"
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet addedAfterWarmUp (x: int) = x * 5\n",
+                      encoding="utf-8")
+    reply = worker.compile(args)  # the save's compile: from the warm-up's kept check, already compared
+    assert reply["ok"] and reply["typecheck"] == {"checked": 2, "files": files}
+    assert not reply.get("spot_checked") and reply["note"] is None
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet andAnother (x: int) = x * 6\n", encoding="utf-8")
+    reply = worker.compile(args, verify=True)
+    assert reply["ok"] and reply["note"] is None and reply["typecheck"]["checked"] == 2
 
 
 @pytest.mark.runtime
