@@ -157,6 +157,15 @@ class _Matcher:
     # ---- fingerprints (line numbers blanked, so moved code looks the same) ---------------------------
     @staticmethod
     def type_shape(build: Build, rid: int) -> Hashable:
+        """Memoized on the build: the running build's were mostly computed when it was the new one."""
+        memo: dict[int, Hashable] = build.__dict__.setdefault("_type_shapes", {})
+        shape = memo.get(rid)
+        if shape is None:
+            shape = memo[rid] = _Matcher._type_shape(build, rid)
+        return shape
+
+    @staticmethod
+    def _type_shape(build: Build, rid: int) -> Hashable:
         md, names = build.asm.md, build.names
         fields = sorted(line_free(names.key(T.Field, f).split("::", 1)[1]) + f"/{md.row(T.Field, f)[0]}"
                         for f in build.fields_of(rid))

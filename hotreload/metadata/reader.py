@@ -168,14 +168,17 @@ class MetadataImage:
             pos = end
 
     def rows(self, table: T) -> list[Row]:
-        return self.tables.get(table, [])
+        rows = self.tables.decoded.get(table)  # the hot path: a plain dict lookup
+        if rows is None:
+            return self.tables[table] if table in self.tables.layout else []
+        return rows
 
     def table_bytes(self, table: T) -> bytes:
         """The table's rows as stored (b"" when it has none): whole tables compare without decoding a row."""
         return self.tables.raw(table)
 
     def row(self, table: T, rid: int) -> Row:
-        rows = self.tables.get(table, [])
+        rows = self.rows(table)
         if not 1 <= rid <= len(rows):
             raise BadImageError(f"{table.name} row {rid} does not exist")
         return rows[rid - 1]
@@ -251,13 +254,13 @@ class _Tables(Mapping[T, list[Row]]):
     def __init__(self, stream: bytes) -> None:
         self.stream = stream
         self.layout: dict[T, tuple[str, int, int]] = {}  # table -> (row format, start, end) in the stream
-        self._rows: dict[T, list[Row]] = {}
+        self.decoded: dict[T, list[Row]] = {}
 
     def __getitem__(self, table: T) -> list[Row]:
-        rows = self._rows.get(table)
+        rows = self.decoded.get(table)
         if rows is None:
             fmt, start, end = self.layout[table]
-            rows = self._rows[table] = list(struct.iter_unpack(fmt, self.stream[start:end]))
+            rows = self.decoded[table] = list(struct.iter_unpack(fmt, self.stream[start:end]))
         return rows
 
     def __iter__(self) -> Iterator[T]:
