@@ -28,6 +28,7 @@ from typing import Any
 
 from .errors import HotReloadError
 from .fsc_checkpoints import CheckpointedTypeCheck
+from .fsc_optimize import KeptOptimization, Unkept
 
 _PER_PROJECT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:", "-r:", "--reference:")
 FRAMEWORK_ENTRIES = 2
@@ -210,11 +211,14 @@ class KeptImportsCompiler:
         self.frameworks: OrderedDict[tuple[object, ...], _Framework] = OrderedDict()
         self.projects: dict[str, _Project] = {}  # output path -> its kept imports
         self.checks = CheckpointedTypeCheck(f, self.name_state)  # output path -> its kept parse and type check
+        self.optimizer = KeptOptimization(f, self.checks)  # output path -> its kept optimization per file
+        self.optimize_kept = os.environ.get("HOTRELOAD_KEEP_OPTIMIZATION", "1") != "0"  # else the compiler's main3
 
     def forget(self, outfile: str) -> None:
         """Drop what is kept for one output (a warm-up's scratch compile: it would hold a whole type check)."""
         self.projects.pop(outfile, None)
         self.checks.forget(outfile)
+        self.optimizer.forget(outfile)
 
     # ---- keys --------------------------------------------------------------------------------------------
     @staticmethod
@@ -244,6 +248,8 @@ class KeptImportsCompiler:
         self._phases: list[tuple[str, float]] = []
         self._imports = "kept"
         self._checked: tuple[int, int] | None = None
+        self._optimized: tuple[int, int] | None = None
+        self._phase_end = start
         self._outfile = ""
         handlers = f.invoke(m["handlers"], None, "--flaterrors" in args)
         diagnostics, logger0, provider = handlers.Item1, handlers.Item2, handlers.Item3
@@ -255,6 +261,15 @@ class KeptImportsCompiler:
             staged = self._main1(Array[String](["fsc.exe", *args]), args, exiter, provider)
             t = time.perf_counter()
             for step in ("main2", "main3", "main4", "main5", "main6"):
+                if step == "main3" and self.optimize_kept:
+                    try:
+                        staged, *counts = self.optimizer.main3(self._outfile, staged, m["main3"],
+                                                               lambda name: self._mark(name, self._phases_end()))
+                        self._optimized = (counts[0], counts[1])
+                        t = time.perf_counter()
+                        continue
+                    except Unkept:
+                        pass
                 passed = {"main4": [None, None, staged], "main6": [None, staged]}.get(step, [staged])
                 staged = f.invoke(f.bind(m[step], passed), None, *passed)
                 t = self._mark({"main2": "attributes", "main3": "interface data, optimization", "main4": "IL",
@@ -276,14 +291,22 @@ class KeptImportsCompiler:
             failure = "the compiler stopped without saying why"
         if errors or failure is not None:
             self.checks.forget(self._outfile)
+            self.optimizer.forget(self._outfile)
         checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1]}
+        optimized = None if self._optimized is None else {"optimized": self._optimized[0],
+                                                          "files": self._optimized[1]}
         return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
                 "seconds": time.perf_counter() - start, "phases": self._phases, "imports": self._imports,
-                "typecheck": checked}
+                "typecheck": checked, "optimization": optimized}
+
+    def _phases_end(self) -> float:
+        """When the last step marked ended (the next step's start)."""
+        return self._phase_end
 
     def _mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
         self._phases.append((step, now - since))
+        self._phase_end = now
         return now
 
     def _run(self, computation: Any) -> Any:
