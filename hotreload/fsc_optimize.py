@@ -44,6 +44,7 @@ class _Optimized:
     result: Any  # Tuple`2[CheckedImplFileAfterOptimization, its optimization info]
     state: Any  # the fold's state after it: Tuple`4[env first loop, env extra loop, env final simplify, hiding]
     vals: list[tuple[Any, Any, Any]] = field(default_factory=list)  # its module's values as optimizing left them
+    counts: list[tuple[Any, int]] = field(default_factory=list)  # the state's environments' pipeline counts then
 
 
 @dataclass
@@ -92,9 +93,11 @@ class KeptOptimization:
         self.settings_fields = {n: settings.GetField(n + "@", f.flags)
                                 for n in ("abstractBigTargets", "reportingPhase", "alwaysInline", "processingMode")}
         self.clone = settings.BaseType.GetMethod("MemberwiseClone", f.flags)
+        self.method_env = f.type("FSharp.Compiler.Optimizer+IncrementalOptimizationEnv").GetField("methEnv@", f.flags)
+        self.pipeline_count = f.type("FSharp.Compiler.Optimizer+MethodEnv").GetField("pipelineCount@", f.flags)
         self.build_phase_optimize = f.case("FSharp.Compiler.DiagnosticsLogger+BuildPhase", "Optimize")
-        if None in self.settings_fields.values() or self.clone is None:
-            raise DriverUnavailable("the F# compiler's OptimizationSettings is not as expected")
+        if None in (*self.settings_fields.values(), self.clone, self.method_env, self.pipeline_count):
+            raise DriverUnavailable("the F# compiler's optimization settings or environment are not as expected")
         self.kept: dict[str, _KeptOptimization] = {}
 
     def forget(self, outfile: str) -> None:
@@ -198,6 +201,8 @@ class KeptOptimization:
                          self._phases(config, tc_globals, tc_val, import_map, ccu))
         if reused:
             state = reused[-1].state
+            for method_env, count in reused[-1].counts:  # the later files' optimization counted on from them
+                self.pipeline_count.SetValue(method_env, Int32(count))
         else:
             env = f.invoke(self.m["initial_env"], None, tc_imports, tc_globals)
             state = Tuple.Create(env, env, env, f.invoke(self.m["hiding_empty"], None))
@@ -206,13 +211,21 @@ class KeptOptimization:
         for k in range(start, len(files)):
             step = fold.Invoke(state).Invoke(Tuple.Create(Int32(k), files[k]))
             state = step.Item2
-            out.append(_Optimized(files[k], step.Item1, state, self.checks._snapshot(f.get(files[k], "Signature"))))
+            out.append(_Optimized(files[k], step.Item1, state, self.checks._snapshot(f.get(files[k], "Signature")),
+                                  self._counts(state)))
             after = self._names(tc_globals)
             if keep == k and after == names:
                 keep = k + 1
             names = after  # a file that asked for generated names ends what is kept (see the module's docstring)
         self.kept[outfile_key] = _KeptOptimization(key, out[:keep])
         return [e.result for e in out], len(files) - start
+
+    def _counts(self, state: Any) -> list[tuple[Any, int]]:
+        """The one mutable part of an optimization environment: its method environment's count of pipelines (the
+        optimizer names `x |> f` stages "Pipe #n ..." from it, and optimizing later files counts on)."""
+        envs = [state.Item1, state.Item2, state.Item3]
+        method_envs = [self.method_env.GetValue(env) for env in envs]
+        return [(env, int(self.pipeline_count.GetValue(env))) for env in method_envs]
 
     def _names(self, tc_globals: Any) -> tuple[Any, ...]:
         """The generated-name counters (the optimizer may ask for names): every count, and the stable names'."""
