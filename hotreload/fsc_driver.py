@@ -6,7 +6,9 @@ and it makes "Encode Interface Data" force the lazily read imports again. This m
 the compiler's own internal steps (FSharp.Compiler.Driver's `main1`, done step by step as this SDK's build does it,
 then its `main2`..`main6` unchanged), and keeps the imports (TcGlobals with the framework TcImports, and each
 project's TcImports of its other references) for as long as the flags and the referenced files are the same. The
-parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints).
+parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints), and so is
+their optimization: `main3` is done step by step as well (hotreload.fsc_optimize), optimizing only from the first
+file type-checked again (`HOTRELOAD_KEEP_OPTIMIZATION=0`: the compiler's own main3).
 
 The output is byte-identical to the public compile's: the one state the imports carry from compile to compile is
 the generated-name counters of TcGlobals, which are reset before each reuse (otherwise `f@3` becomes `f@3-2`).
@@ -240,7 +242,8 @@ class KeptImportsCompiler:
     # ---- compiling ---------------------------------------------------------------------------------------
     def compile(self, args: list[str]) -> dict[str, Any]:
         """One compile of `args` (fsc's, without the program name) in the current folder; a reply as the
-        worker's protocol has it, with `phases` [(step, seconds)] and `imports` ("kept" or "read")."""
+        worker's protocol has it, with `phases` [(step, seconds)], `imports` ("kept" or "read"), `typecheck`
+        {checked, files} and `optimization` {optimized, files} (None where the compiler's own step ran)."""
         from System import Activator, Array, IDisposable, String  # type: ignore[import-not-found]
 
         f, m = self.f, self.m
