@@ -213,14 +213,22 @@ class KeptImportsCompiler:
         self.frameworks: OrderedDict[tuple[object, ...], _Framework] = OrderedDict()
         self.projects: dict[str, _Project] = {}  # output path -> its kept imports
         self.checks = CheckpointedTypeCheck(f, self.name_state)  # output path -> its kept parse and type check
-        self.optimizer = KeptOptimization(f, self.checks)  # output path -> its kept optimization per file
-        self.optimize_kept = os.environ.get("HOTRELOAD_KEEP_OPTIMIZATION", "1") != "0"  # else the compiler's main3
+        self.optimizer: KeptOptimization | None = None  # output path -> its kept optimization per file
+        self.optimizer_note: str | None = None  # why the compiler's own main3 runs instead
+        if os.environ.get("HOTRELOAD_KEEP_OPTIMIZATION", "1") == "0":
+            self.optimizer_note = "HOTRELOAD_KEEP_OPTIMIZATION=0"
+        else:
+            try:
+                self.optimizer = KeptOptimization(f, self.checks)
+            except DriverUnavailable as exc:  # the rest of the driver does not need it
+                self.optimizer_note = str(exc)
 
     def forget(self, outfile: str) -> None:
         """Drop what is kept for one output (a warm-up's scratch compile: it would hold a whole type check)."""
         self.projects.pop(outfile, None)
         self.checks.forget(outfile)
-        self.optimizer.forget(outfile)
+        if self.optimizer is not None:
+            self.optimizer.forget(outfile)
 
     # ---- keys --------------------------------------------------------------------------------------------
     @staticmethod
@@ -264,7 +272,7 @@ class KeptImportsCompiler:
             staged = self._main1(Array[String](["fsc.exe", *args]), args, exiter, provider)
             t = time.perf_counter()
             for step in ("main2", "main3", "main4", "main5", "main6"):
-                if step == "main3" and self.optimize_kept:
+                if step == "main3" and self.optimizer is not None:
                     try:
                         staged, *counts = self.optimizer.main3(self._outfile, staged, m["main3"],
                                                                lambda name: self._mark(name, self._phases_end()))
@@ -294,7 +302,8 @@ class KeptImportsCompiler:
             failure = "the compiler stopped without saying why"
         if errors or failure is not None:
             self.checks.forget(self._outfile)
-            self.optimizer.forget(self._outfile)
+            if self.optimizer is not None:
+                self.optimizer.forget(self._outfile)
         checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1]}
         optimized = None if self._optimized is None else {"optimized": self._optimized[0],
                                                           "files": self._optimized[1]}

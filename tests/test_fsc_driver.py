@@ -215,3 +215,32 @@ def test_keep_imports_off_uses_the_public_compile(tmp_path: Path, monkeypatch: p
     finally:
         worker.close()
         owner.close()
+
+
+@pytest.mark.runtime
+def test_keep_optimization_off_runs_the_compilers_own_optimization_phase(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HOTRELOAD_KEEP_OPTIMIZATION=0` (as a missing internal of hotreload.fsc_optimize does): the compiler's own
+    main3, every file optimized, the same bytes."""
+    monkeypatch.setenv("HOTRELOAD_KEEP_OPTIMIZATION", "0")
+    program = Program(5)
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
+    project = tmp_path / "Gen.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    _write(tmp_path, program)
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        args = compiler_arguments(builder, owner)
+        assert worker.driver == "kept imports" and worker.note is None
+        for _ in range(2):
+            reply = worker.compile(args, verify=True)
+            assert reply["ok"] and reply["note"] is None and reply["optimization"] is None
+            assert "interface data, optimization" in dict(reply["phases"])
+            program.random_edit()
+            _write(tmp_path, program)
+    finally:
+        worker.close()
+        owner.close()
