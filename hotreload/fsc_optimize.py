@@ -16,6 +16,14 @@ data) is part of its result: fsc_checkpoints puts those values back as checking 
 (the signature data is encoded from that state, as in a full compile); after the signature data is encoded, the
 values of the kept files are set as their optimization left them, before the later files are optimized.
 
+The environments are immutable but for one count: the method environment's count of pipelines (the optimizer names
+`x |> f` stages "Pipe #n ..." from it, and optimizing a file counts on in the environment it was given). It is put
+back, before the fold resumes, as it was after the last kept file.
+
+A kept file's result also holds the closure the optimizer returns for IL generation to optimize expressions it
+generates (OptimizeDuringCodeGen), made in the compile that optimized the file; IL generation calls it again in
+each later compile, as a full compile calls the one it just made.
+
 The optimization of files that asked for generated names (the compiler's name counters changed) is not kept: a
 kept file's optimization does not run again, and the counters would then differ from a full compile's. (None of the
 tested projects' optimization asks for any.)
@@ -89,7 +97,7 @@ class KeptOptimization:
             "FSharp.Compiler.Driver+main3@840", oi + "+optimizeFilesSequentially@258", oi + "+firstLoop@373",
             oi + "+lowerLocalMutables@407", oi + "+extraLoop@419", oi + "+detuple@451",
             oi + "+innerLambdasToToplevelFuncs@465", oi + "+lowerCalls@483", oi + "+finalSimplify@495",
-            oi + "+PhaseInfo", "FSharp.Compiler.TypedTree+CheckedAssemblyAfterOptimization")}
+            oi + "+PhaseInfo")}
         settings = f.type("FSharp.Compiler.Optimizer+OptimizationSettings")
         self.settings_fields = {n: settings.GetField(n + "@", f.flags)
                                 for n in ("abstractBigTargets", "reportingPhase", "alwaysInline", "processingMode")}
