@@ -116,6 +116,8 @@ let inline twice (f: 'T -> 'T) (x: 'T) = f (f x)
 let inline scale (k: int) (x: int) = k * x + 1
 let mutable counter = 0
 let bump () = counter <- counter + 1; counter
+let quoted (xs: int list) = xs |> List.map (fun y -> y + 1) |> List.filter (fun y -> y > 2) |> List.sum
+let piped (xs: int list) = xs |> List.map (fun y -> y * 2) |> List.sum
 """,
     "Middle.fs": """module Gen.Middle
 
@@ -130,7 +132,7 @@ let rec countdown (n: int) = if n <= 0 then 0 else countdown (n - 1)
 open Gen.Inline
 open Gen.Middle
 
-let total (x: int) = viaTwice x + viaScale x + scale 2 x + countdown 3
+let total (x: int) = viaTwice x + viaScale x + scale 2 x + countdown 3 + quoted [x; 4] + piped [x]
 let words (s: string) = [ for c in s -> string c ] |> List.map (fun w -> w + "!") |> String.concat ","
 """,
     "Program.fs": """module Gen.Program
@@ -147,7 +149,7 @@ let main _ =
 def test_kept_optimization_of_earlier_files_writes_the_public_compiles_bytes(tmp_path: Path) -> None:
     """The optimization of the files before the first edited one is reused (hotreload.fsc_optimize), and the bytes
     stay the public compile's over edits in the first, middle and last files, an inline function's users and the
-    inline function itself, and an error then its fix."""
+    inline function itself, and an error then its fix (with pipelines in every file: the optimizer numbers them)."""
     items = "\n".join(f'    <Compile Include="{name}" />' for name in INLINE_FILES)
     project = tmp_path / "Gen.fsproj"
     project.write_text(FSPROJ.format(items=items))
