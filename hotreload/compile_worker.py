@@ -77,6 +77,9 @@ class FscService:
         if os.environ.get(KEEP_IMPORTS_VARIABLE, "1") != "0":
             try:
                 self.driver = KeptImportsCompiler(self._checker, service, core)
+                if self.driver.optimizer is None and self.driver.optimizer_note != "HOTRELOAD_KEEP_OPTIMIZATION=0":
+                    self.note = (f"{self.driver.optimizer_note}: every file is optimized again on each save "
+                                 "(the compiler's own optimization phase)")
             except DriverUnavailable as exc:
                 self.note = (f"{exc}: compiling with the public FSharpChecker.Compile, which reads every reference "
                              "again on each save")
