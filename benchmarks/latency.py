@@ -221,9 +221,13 @@ class Result:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-def environment(tool: Tool | WebTool) -> dict[str, str]:
-    """The caller's environment, quiet; dotnet watch must set DOTNET_MODIFIABLE_ASSEMBLIES itself."""
-    env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1", PYTHONUNBUFFERED="1")
+def environment(tool: Tool | WebTool, root: Path) -> dict[str, str]:
+    """The caller's environment, quiet; dotnet watch must set DOTNET_MODIFIABLE_ASSEMBLIES itself. Each tool gets a
+    temporary folder under `root` (removed with it): dotnet watch and the .NET processes it starts leave folders
+    and IPC files in theirs when stopped (hotreload gives the processes it starts private ones itself)."""
+    tmp = root / f"tmp-{tool.name}"
+    tmp.mkdir(exist_ok=True)
+    env = dict(os.environ, DOTNET_CLI_TELEMETRY_OPTOUT="1", DOTNET_NOLOGO="1", PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
     if tool.dotnet_watch:
         env["DOTNET_WATCH_SUPPRESS_EMOJIS"] = "1"
         env.pop("DOTNET_MODIFIABLE_ASSEMBLIES", None)
@@ -287,7 +291,7 @@ def run(tools: Sequence[Tool], runs: int, root: Path) -> tuple[dict[str, Result]
     outputs: dict[str, list[str]] = {}
     try:
         for tool in tools:
-            watchers.append(Watcher(tool, copy_app(tool, root), environment(tool)))
+            watchers.append(Watcher(tool, copy_app(tool, root), environment(tool, root)))
         print(f"started {', '.join(t.name for t in tools)}; waiting for first builds and ticks...", flush=True)
         live = [w for w in watchers if wait_ready(w)]
         for w in watchers:
@@ -335,6 +339,10 @@ def leftovers(root: Path, pgids: Sequence[int]) -> None:
             pass
     if not found:
         print("ps: no watcher, build or app process left behind", flush=True)
+    tmp = root / "tmp-hotreload"  # hotreload's own temporary folder: it must leave nothing there
+    left = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")) if tmp.is_dir() else []
+    print(f"hotreload left in its temporary folder: {left}" if left else
+          "hotreload left nothing in its temporary folder", flush=True)
 
 
 def stage_medians(lines: Sequence[str]) -> dict[str, float | None]:
@@ -548,9 +556,9 @@ class Probe:
             self.conn = None
 
 
-def web_environment(tool: WebTool, url: str) -> dict[str, str]:
+def web_environment(tool: WebTool, url: str, root: Path) -> dict[str, str]:
     """As in console mode, plus the URL, and dotnet watch kept from browsers and from asking about rude edits."""
-    env = environment(tool)
+    env = environment(tool, root)
     env["ASPNETCORE_URLS"] = url
     if tool.dotnet_watch:
         env.update(DOTNET_WATCH_SUPPRESS_LAUNCH_BROWSER="1", DOTNET_WATCH_SUPPRESS_BROWSER_REFRESH="1",
@@ -654,7 +662,7 @@ def run_web(tools: Sequence[WebTool], runs: int, root: Path) -> tuple[dict[str, 
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             workdir = copy_web_app(tool, root)
-            watchers.append(Watcher(tool, workdir, web_environment(tool, url),
+            watchers.append(Watcher(tool, workdir, web_environment(tool, url, root),
                                     tool.command(workdir / tool.project, url)))
             probes[tool.name] = Probe(port)
             extra[tool.name] = {"url": url, "warmup": None, "counts": [], "restarts_seen": 0}

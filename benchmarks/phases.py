@@ -1,5 +1,8 @@
 """Where a warm compile's time goes: fsc's own phase table (`--times`) for one-function edits, per project size.
 
+`HOTRELOAD_KEEP_OPTIMIZATION=0` measures hotreload's compile with the compiler's own optimization phase (main3) instead
+of the one that keeps each file's optimization (hotreload.fsc_optimize).
+
 For each project this runs one `dotnet build` (its time is the project's first build), asks MSBuild for fsc's
 arguments, starts hotreload's compiler worker, compiles twice to warm it, then makes body-only edits in the first,
 a middle and the last file, compiling after each with `--times`. Printed: per project and edit place, the median
@@ -46,7 +49,12 @@ STAGES = {
     "parse": ("Parse inputs", "parse"),
     "typecheck": ("Typecheck", "typecheck"),
     "interface+opt": ("Typechecked", "Write Interface File", "Write XML doc signatures", "Write XML docs",
-                      "Encode Interface Data", "Optimizations", "attributes", "interface data, optimization"),
+                      "Encode Interface Data", "Optimizations", "Ending Optimizations", "Encoding OptData",
+                      "TailCall Checks", "attributes", "interface data, optimization", "signature data",
+                      "optimization", "optimization data"),
+    # of which the optimizer's fold over the files alone (fsc's "Optimizations" step; hotreload.fsc_optimize's
+    # "optimization", which optimizes only from the first file type-checked again)
+    "optimize": ("Optimizations", "optimization"),
     "ilgen": ("TAST -> IL", "Ilx -> IL", "IL"),
     "write": ("Write .NET Binary", "static linking", "write"),
 }
@@ -139,6 +147,8 @@ def _edits(target: Target, worker: Worker, args: list[str], edits: int, path: st
                 phases[phase] = phases.get(phase, 0.0) + seconds
             sample = {stage: sum(phases.get(p, 0.0) for p in names) for stage, names in STAGES.items()}
             sample["compile"] = wall
+            optimized = reply.get("optimization")  # files optimized (hotreload.fsc_optimize), else every file
+            sample["optimized_files"] = float(optimized["optimized"]) if optimized else -1.0  # -1: the compiler's own
             sample["spot_checked"] = float(bool(reply.get("spot_checked")))
             sample["files_checked"] = float((reply.get("typecheck") or {}).get("checked", target.files))
             samples.append(sample)
@@ -149,7 +159,7 @@ def _edits(target: Target, worker: Worker, args: list[str], edits: int, path: st
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
-    cols = [*STAGES, "compile"]
+    cols = [*STAGES, "compile", "optimized_files"]
     print(f"\n{'project':<22} {'compile path':<13} {'edit in':<7} {'build':>6} " + " ".join(f"{c:>13}" for c in cols))
     for row in rows:
         for path in PATHS:
@@ -166,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sample_app and 20 layered files, 1 edit each (CI)")
     parser.add_argument("--only", help="comma-separated: sample, gen1000, gen5000, layered100, features100")
     parser.add_argument("--keep", type=Path, help="generate the projects here and keep them")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated compile paths (default {','.join(PATHS)})")
     opts = parser.parse_args(argv)
     root = opts.keep or Path(tempfile.mkdtemp(prefix="hotreload-phases-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -185,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for key, make in makers.items():
             print(f"{key}:", flush=True)
-            rows.append(measure(make(), opts.edits))
+            rows.append(measure(make(), opts.edits, opts.paths.split(",")))
     finally:
         if not opts.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -9,15 +9,15 @@ It compiles with the references' imports kept between compiles (hotreload.fsc_dr
 warm compile; where the SDK's compiler does not have the internals that needs, or a `verify` compile's output is
 not byte-identical to the public compile's, or a compile crashes there, it uses the public
 `FSharpChecker.Compile` from then on, and says so in the reply's `note`. HOTRELOAD_KEEP_IMPORTS=0 turns it off.
-It also type-checks only the edited files and the files that depend on them (hotreload.fsc_checkpoints); a
-project's first such compile, then every SPOT_CHECK_EVERY-th, is compared with a full public compile, and a
-difference turns that off.
+It also type-checks only the edited files and the files that depend on them (hotreload.fsc_checkpoints); the
+warm-up tries that on the project itself and compares it with the full compile (else a project's first such compile is compared), then
+every SPOT_CHECK_EVERY-th such compile is compared with a full public compile; a difference turns that off.
 
 Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
 "note": str | null}`; then for each request `{"args": [fsc arguments], "cwd": folder, "verify": bool,
-"scratch": bool}` (cwd
-optional: the project folder of the compile, as MSBuild runs fsc in it; a solution's libraries are compiled by the
-same worker; verify: compile with both paths and compare; scratch: keep nothing of this output) it answers `{"ok": bool, "errors": [[file, line, column,
+"state_as": str, "warm_up": bool}` (cwd optional: the project folder of the compile, as MSBuild runs fsc in it; a
+solution's libraries are compiled by the same worker; verify: compile with both paths and compare; state_as: the
+output whose kept state the compile uses, default its own; warm_up: see `FscService.warm_up`) it answers `{"ok": bool, "errors": [[file, line, column,
 code, message], ...], "failure": str | null, "seconds": float, "phases": [[step, seconds], ...], "driver": str,
 "note": str | null}`. End of input ends the worker; so does SIGTERM (to its process
 group, with what it started), when it is busy or hung past its deadline.
@@ -38,6 +38,8 @@ from .fsc_driver import DriverUnavailable, KeptImportsCompiler
 from .runtime import start_runtime
 
 KEEP_IMPORTS_VARIABLE = "HOTRELOAD_KEEP_IMPORTS"
+INCREMENTAL_DIFFERS = ("a compile that type-checked only the edited files and their dependents differed from a full "
+                       "compile: the full compile's output is used, and every file is type-checked from now on")
 SPOT_CHECK_EVERY = 20
 """A project's first compile that type-checks only some files, then every 20th, is compared with a full public
 compile (it costs that save one more compile): a difference turns the incremental type check off, said."""
@@ -75,6 +77,9 @@ class FscService:
         if os.environ.get(KEEP_IMPORTS_VARIABLE, "1") != "0":
             try:
                 self.driver = KeptImportsCompiler(self._checker, service, core)
+                if self.driver.optimizer is None and self.driver.optimizer_note != "HOTRELOAD_KEEP_OPTIMIZATION=0":
+                    self.note = (f"{self.driver.optimizer_note}: every file is optimized again on each save "
+                                 "(the compiler's own optimization phase)")
             except DriverUnavailable as exc:
                 self.note = (f"{exc}: compiling with the public FSharpChecker.Compile, which reads every reference "
                              "again on each save")
@@ -88,22 +93,42 @@ class FscService:
         self.note = f"{why}: compiling with the public FSharpChecker.Compile from now on (slower, same output)"
         return self.note
 
-    def compile(self, args: list[str], verify: bool = False, scratch: bool = False) -> dict[str, Any]:
+    def compile(self, args: list[str], verify: bool = False, state_as: str | None = None) -> dict[str, Any]:
         """One compile; with `verify`, also the public compile of the same arguments, whose output the kept-imports
-        compile must equal byte for byte (else the public path is used from then on); `scratch`: an output no
-        save uses again (the warm-up's), whose kept imports and type check are dropped after it."""
-        try:
-            return self._compile_once(args, verify)
-        finally:
-            if scratch and self.driver is not None:
-                self.driver.forget(_output(args))
+        compile must equal byte for byte (else the public path is used from then on). `state_as`: the output
+        whose kept state this compile uses (hotreload.fsc_driver)."""
+        return self._compile_once(args, verify, state_as)
 
-    def _compile_once(self, args: list[str], verify: bool) -> dict[str, Any]:
+    def warm_up(self, args: list[str], state_as: str) -> dict[str, Any]:
+        """The warm-up (output to a scratch folder, state kept for `state_as`, the real output): a `verify`
+        compile, then the incremental type check tried on this very project, the later half of its files checked
+        again as after an edit in the middle, whose output must equal the full compile's byte for byte. Passed,
+        that project's next compile that checks only some files (a save's) need not be compared with a full
+        compile; failed, the incremental check is off (said). Sources saved meanwhile leave the question open."""
+        before = _sources(args)
+        reply = self._compile_once(args, True, state_as)
+        if self.driver is None or not reply["ok"] or reply.get("note"):
+            return reply
+        expected = _outputs(args)
+        self.driver.checks.recheck_second_half = True
+        again = self.driver.compile(args, state_as)
+        checked = again.get("typecheck") or {}
+        if not again["ok"] or _sources(args) != before or checked.get("checked") == checked.get("files"):
+            return reply  # nothing to conclude: a later save's compile is spot-checked as before
+        if _outputs(args) == expected:
+            self._incremental_compiles[state_as] = 1  # counts as the project's first (checked) such compile
+        else:
+            self.driver.checks.refused_everywhere = True
+            reply["note"] = INCREMENTAL_DIFFERS
+        reply["warm_up_typecheck"] = checked
+        return reply
+
+    def _compile_once(self, args: list[str], verify: bool, state_as: str | None = None) -> dict[str, Any]:
         note = None
         if self.driver is not None and verify:
             reference = self.public_compile(args)
             expected = _outputs(args) if reference["ok"] else None
-            reply = self.driver.compile(args)
+            reply = self.driver.compile(args, state_as)
             if reply["ok"] != reference["ok"] or (expected is not None and _outputs(args) != expected):
                 note = self._give_up_driver("the compile with kept imports differed from the public compile")
                 reply = self.public_compile(args)  # its output is the one left on disk
@@ -111,24 +136,24 @@ class FscService:
                 note = self._give_up_driver(f"the compile with kept imports failed ({reply['failure']})")
                 reply = self.public_compile(args)
         elif self.driver is not None:
-            reply = self.driver.compile(args)
+            reply = self.driver.compile(args, state_as)
             if reply["failure"] and not reply["errors"]:
                 note = self._give_up_driver(f"the compile with kept imports failed ({reply['failure']})")
                 reply = self.public_compile(args)
-            elif reply["ok"] and self._spot_check(args, reply):
+            elif reply["ok"] and self._spot_check(state_as or _output(args), reply):
                 note = self._compare_with_public(args, reply)
         else:
             reply = self.public_compile(args)
         reply["driver"], reply["note"] = self.driver_name, note
         return reply
 
-    def _spot_check(self, args: list[str], reply: dict[str, Any]) -> bool:
-        """Whether this compile, which type-checked only some files (hotreload.fsc_checkpoints), is one compared with
-        a full public compile: a project's first such compile, then every SPOT_CHECK_EVERY-th."""
+    def _spot_check(self, out: str, reply: dict[str, Any]) -> bool:
+        """Whether this compile of `out`, which type-checked only some files (hotreload.fsc_checkpoints), is one
+        compared with a full public compile: a project's first such compile (unless its warm-up compared one),
+        then every SPOT_CHECK_EVERY-th."""
         checked = reply.get("typecheck")
         if not checked or checked["checked"] == checked["files"]:
             return False
-        out = next((a for a in args if a.startswith(("-o:", "--out:"))), "")
         count = self._incremental_compiles[out] = self._incremental_compiles.get(out, 0) + 1
         return count % SPOT_CHECK_EVERY == 1
 
@@ -144,8 +169,7 @@ class FscService:
             return None
         assert self.driver is not None
         self.driver.checks.refused_everywhere = True
-        return ("a compile that type-checked only the edited files and their dependents differed from a full compile: "
-                "the full compile's output is used, and every file is type-checked from now on")
+        return INCREMENTAL_DIFFERS
 
     def public_compile(self, args: list[str]) -> dict[str, Any]:
         from System import Array, Console, Object, String  # type: ignore[import-not-found]
@@ -175,6 +199,16 @@ class FscService:
 
 def _output(args: list[str]) -> str:
     return next((a.split(":", 1)[1] for a in args if a.startswith(("-o:", "--out:"))), "")
+
+
+def _sources(args: list[str]) -> list[bytes | None]:
+    """The compile's source files' contents (None: unreadable), to tell whether they changed between compiles."""
+    def read(path: str) -> bytes | None:
+        try:
+            return Path(path).read_bytes()
+        except OSError:
+            return None
+    return [read(a) for a in args if not a.startswith("-") and a.endswith((".fs", ".fsi"))]
 
 
 def _outputs(args: list[str]) -> list[bytes]:
@@ -216,7 +250,10 @@ def main(argv: list[str]) -> int:
             request = json.loads(line)
             if request.get("cwd"):
                 os.chdir(request["cwd"])
-            reply = service.compile(request["args"], bool(request.get("verify")), bool(request.get("scratch")))
+            if request.get("warm_up"):
+                reply = service.warm_up(request["args"], str(request["state_as"]))
+            else:
+                reply = service.compile(request["args"], bool(request.get("verify")), request.get("state_as"))
         except Exception as exc:  # noqa: BLE001 - any compiler crash is reported, the worker stays up
             reply = {"ok": False, "errors": [], "failure": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
         protocol.write(json.dumps(reply) + "\n")

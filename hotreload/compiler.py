@@ -40,8 +40,9 @@ COMPILE_TIMEOUT_VARIABLE = "HOTRELOAD_COMPILE_TIMEOUT"
 COMPILE_TIMEOUT = 120.0
 """Seconds the worker may take to start or to answer one compile (a warm compile takes well under a second for
 thousands of functions); past it the worker is taken as hung, stopped, and replaced after a `dotnet build`."""
-WARM_UP_COMPILES = 2
-"""Compiles done at start-up, so the compiler's hot paths are jitted before the first save."""
+WARM_UP_COMPILES = 3
+"""The warm-up compiles three times (public, kept imports, incremental check), which also JIT-compiles the compiler's
+hot paths before the first save: its deadline is three compiles'."""
 WORKER_RUNTIME_SETTINGS = {
     "DOTNET_TieredPGO": "0",  # a few hundred compiles never pay back instrumented code
     "DOTNET_GCgen0size": "0x4000000",  # 64 MB gen0: a compile allocates a few hundred MB in short-lived objects
@@ -174,14 +175,17 @@ class Worker:
         return reply
 
     def compile(self, args: list[str], timeout: float | None = None, cwd: Path | None = None,
-                verify: bool = False, scratch: bool = False) -> dict[str, Any]:
+                verify: bool = False, warm_up_for: str | None = None) -> dict[str, Any]:
         """Compile with fsc's `args` in `cwd` (the project folder: fsc records paths relative to it; default: the
         folder the worker started in). `verify`: also compile with the public compiler entry and compare (see
-        hotreload.compile_worker); `scratch`: an output no save uses again (its kept state is dropped)."""
+        hotreload.compile_worker); `warm_up_for`: this is the warm-up (to a scratch output) of the compiles of this
+        real output, which find its state (`FscService.warm_up`)."""
         with self._lock:
             assert self.proc.stdin is not None
             try:
-                request = {"args": args, "cwd": str(cwd or self.folder), "verify": verify, "scratch": scratch}
+                request: dict[str, Any] = {"args": args, "cwd": str(cwd or self.folder), "verify": verify}
+                if warm_up_for is not None:
+                    request.update(warm_up=True, state_as=warm_up_for)
                 self.proc.stdin.write(json.dumps(request) + "\n")
                 self.proc.stdin.flush()
             except (OSError, ValueError) as exc:
@@ -269,7 +273,7 @@ class WarmCompiler:
     libraries are compiled against each other's freshly compiled assemblies (obj/Name.dll), not the reference
     assemblies MSBuild made at the first build, which the warm compile does not rewrite.
 
-    `warm_up()` (slow: MSBuild, worker start, one compile to a scratch folder) runs once in the background after
+    `warm_up()` (slow: MSBuild, worker start, compiles to a scratch folder) runs once in the background after
     the first `dotnet build`; `build()` waits for it. `on_fallback` hears why a save went through `dotnet build`;
     `on_note(note, kind)` hears what else a save did first (kind "compile-list": MSBuild asked again for a changed
     compile list) and what the compiler says of itself (kind "compiler": it compiles without kept imports, and why).
@@ -345,12 +349,14 @@ class WarmCompiler:
             scratch.parent.mkdir(parents=True, exist_ok=True)
             if worker.note:
                 self.on_note(worker.note, "compiler")
-            for k in range(WARM_UP_COMPILES):  # the first compares the kept-imports compile with the public one
-                reply = worker.compile([f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else a for a in self.args],
-                                       self.compile_timeout, self.builder.project.parent, verify=k == 0,
-                                       scratch=True)
-                if reply.get("note"):
-                    self.on_note(reply["note"], "compiler")
+            scratch_args = [f"-o:{scratch}" if a.startswith(("-o:", "--out:")) else
+                            f"--pdb:{scratch.with_suffix('.pdb')}" if a.startswith("--pdb:") else a for a in self.args]
+            # compares the kept-imports compile and its incremental type check with the public compile; what it
+            # keeps serves the first save (hotreload.compile_worker)
+            reply = worker.compile(scratch_args, WARM_UP_COMPILES * self.compile_timeout, self.builder.project.parent,
+                                   warm_up_for=str(output_of(self.args)))
+            if reply.get("note"):
+                self.on_note(reply["note"], "compiler")
             self._problem = None
         except (HotReloadError, OSError, ValueError) as exc:
             self._problem = str(exc)

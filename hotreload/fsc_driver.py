@@ -6,7 +6,9 @@ and it makes "Encode Interface Data" force the lazily read imports again. This m
 the compiler's own internal steps (FSharp.Compiler.Driver's `main1`, done step by step as this SDK's build does it,
 then its `main2`..`main6` unchanged), and keeps the imports (TcGlobals with the framework TcImports, and each
 project's TcImports of its other references) for as long as the flags and the referenced files are the same. The
-parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints).
+parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints), and so is
+their optimization: `main3` is done step by step as well (hotreload.fsc_optimize), optimizing only from the first
+file type-checked again (`HOTRELOAD_KEEP_OPTIMIZATION=0`: the compiler's own main3).
 
 The output is byte-identical to the public compile's: the one state the imports carry from compile to compile is
 the generated-name counters of TcGlobals, which are reset before each reuse (otherwise `f@3` becomes `f@3-2`).
@@ -28,8 +30,10 @@ from typing import Any
 
 from .errors import HotReloadError
 from .fsc_checkpoints import CheckpointedTypeCheck
+from .fsc_optimize import KeptOptimization, Unkept
 
-_PER_PROJECT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:", "-r:", "--reference:")
+_OUTPUT_OPTIONS = ("-o:", "--out:", "--pdb:", "--doc:", "--refout:")
+_PER_PROJECT_OPTIONS = (*_OUTPUT_OPTIONS, "-r:", "--reference:")
 FRAMEWORK_ENTRIES = 2
 """Distinct framework imports kept (a solution's projects share one when their flags agree)."""
 _SERIALS = itertools.count()  # tells one project's kept imports from the ones before them
@@ -210,11 +214,22 @@ class KeptImportsCompiler:
         self.frameworks: OrderedDict[tuple[object, ...], _Framework] = OrderedDict()
         self.projects: dict[str, _Project] = {}  # output path -> its kept imports
         self.checks = CheckpointedTypeCheck(f, self.name_state)  # output path -> its kept parse and type check
+        self.optimizer: KeptOptimization | None = None  # output path -> its kept optimization per file
+        self.optimizer_note: str | None = None  # why the compiler's own main3 runs instead
+        if os.environ.get("HOTRELOAD_KEEP_OPTIMIZATION", "1") == "0":
+            self.optimizer_note = "HOTRELOAD_KEEP_OPTIMIZATION=0"
+        else:
+            try:
+                self.optimizer = KeptOptimization(f, self.checks)
+            except DriverUnavailable as exc:  # the rest of the driver does not need it
+                self.optimizer_note = str(exc)
 
     def forget(self, outfile: str) -> None:
         """Drop what is kept for one output (a warm-up's scratch compile: it would hold a whole type check)."""
         self.projects.pop(outfile, None)
         self.checks.forget(outfile)
+        if self.optimizer is not None:
+            self.optimizer.forget(outfile)
 
     # ---- keys --------------------------------------------------------------------------------------------
     @staticmethod
@@ -234,9 +249,13 @@ class KeptImportsCompiler:
         return flags, tuple(self._stamp(p) for p in system), tuple(self._stamp(p) for p in core)
 
     # ---- compiling ---------------------------------------------------------------------------------------
-    def compile(self, args: list[str]) -> dict[str, Any]:
+    def compile(self, args: list[str], state_as: str | None = None) -> dict[str, Any]:
         """One compile of `args` (fsc's, without the program name) in the current folder; a reply as the
-        worker's protocol has it, with `phases` [(step, seconds)] and `imports` ("kept" or "read")."""
+        worker's protocol has it, with `phases` [(step, seconds)], `imports` ("kept" or "read"), `typecheck`
+        {checked, files} and `optimization` {optimized, files} (None where the compiler's own step ran).
+        `state_as`: the output whose kept imports, type check and optimization this compile uses and keeps
+        (default: its own; a warm-up's compile to a scratch folder names the real output, so the first save finds
+        its state)."""
         from System import Activator, Array, IDisposable, String  # type: ignore[import-not-found]
 
         f, m = self.f, self.m
@@ -244,7 +263,10 @@ class KeptImportsCompiler:
         self._phases: list[tuple[str, float]] = []
         self._imports = "kept"
         self._checked: tuple[int, int] | None = None
+        self._optimized: tuple[int, int] | None = None
+        self._phase_end = start
         self._outfile = ""
+        self._state_as = state_as
         handlers = f.invoke(m["handlers"], None, "--flaterrors" in args)
         diagnostics, logger0, provider = handlers.Item1, handlers.Item2, handlers.Item3
         scopes = [f.invoke(m["build_phase"], None, self.cases["parse"]), f.invoke(m["use_logger"], None, logger0)]
@@ -255,6 +277,15 @@ class KeptImportsCompiler:
             staged = self._main1(Array[String](["fsc.exe", *args]), args, exiter, provider)
             t = time.perf_counter()
             for step in ("main2", "main3", "main4", "main5", "main6"):
+                if step == "main3" and self.optimizer is not None:
+                    try:
+                        staged, *counts = self.optimizer.main3(self._outfile, staged, m["main3"],
+                                                               lambda name: self._mark(name, self._phases_end()))
+                        self._optimized = (counts[0], counts[1])
+                        t = time.perf_counter()
+                        continue
+                    except Unkept:
+                        pass
                 passed = {"main4": [None, None, staged], "main6": [None, staged]}.get(step, [staged])
                 staged = f.invoke(f.bind(m[step], passed), None, *passed)
                 t = self._mark({"main2": "attributes", "main3": "interface data, optimization", "main4": "IL",
@@ -276,15 +307,24 @@ class KeptImportsCompiler:
             failure = "the compiler stopped without saying why"
         if errors or failure is not None:
             self.checks.forget(self._outfile)
+            if self.optimizer is not None:
+                self.optimizer.forget(self._outfile)
         checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1],
                                                       "paths": list(self.checks.last_checked)}
+        optimized = None if self._optimized is None else {"optimized": self._optimized[0],
+                                                          "files": self._optimized[1]}
         return {"ok": not errors and failure is None, "errors": errors, "failure": failure,
                 "seconds": time.perf_counter() - start, "phases": self._phases, "imports": self._imports,
-                "typecheck": checked}
+                "typecheck": checked, "optimization": optimized}
+
+    def _phases_end(self) -> float:
+        """When the last step marked ended (the next step's start)."""
+        return self._phase_end
 
     def _mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
         self._phases.append((step, now - since))
+        self._phase_end = now
         return now
 
     def _run(self, computation: Any) -> Any:
@@ -322,7 +362,7 @@ class KeptImportsCompiler:
                  f.fslist(String("").GetType(), ["COMPILED", *defines]))
         names = f.invoke(f.method(builder.GetType(), "DecideNames", 1), builder, sources)
         outfile, pdbfile, assembly_name = names.Item1, names.Item2, names.Item3
-        self._outfile = str(outfile)
+        self._outfile = self._state_as or str(outfile)
         logger = f.invoke(m["provider_logger"], provider, builder, exiter)
         if int(f.get(delayed, "ErrorCount")) > 0:
             f.invoke(f.method(delayed.GetType(), "CommitDelayedDiagnostics", 1), delayed, logger)
@@ -357,7 +397,10 @@ class KeptImportsCompiler:
 
         phase = f.invoke(m["build_phase"], None, c["parse"])
         try:
-            check_key = (os.getcwd(), tuple(args), fw_key)
+            # the output's own paths do not change the check (its assembly name does): a warm-up's scratch
+            # compile and the saves' compiles share one kept check
+            own = tuple(a for a in args if not a.startswith(_OUTPUT_OPTIONS))
+            check_key = (os.getcwd(), own, str(assembly_name), fw_key)
             parsed, files = self.checks.parse(self._outfile, check_key, config, lex, sources, source_list, logger)
             map_args = Array[Type](list(m["dedup"].GetParameters()[0].ParameterType.GetGenericArguments()))
             state = f.invoke(m["map_empty"].MakeGenericMethod(map_args), None)
@@ -371,14 +414,14 @@ class KeptImportsCompiler:
             t = self._mark("parse", t)
             project_key = (fw_key, tuple(self._stamp(_path(r)) for r in others),
                            tuple(str(u) for u in unresolved))
-            project = self.projects.get(str(outfile))
+            project = self.projects.get(self._outfile)
             if project is None or project.key != project_key or project.framework is not framework:
                 self._imports = "read"
                 imports = self._run(f.invoke(m["others"], None, f.invoke(m["constant"], None, config),
                                              framework.tc_imports, others, unresolved, deps))
                 if project is not None and project.framework is framework:
                     IDisposable(project.tc_imports).Dispose()  # its references' files changed: read again
-                project = self.projects[str(outfile)] = _Project(project_key, framework, imports, next(_SERIALS))
+                project = self.projects[self._outfile] = _Project(project_key, framework, imports, next(_SERIALS))
             t = self._mark("import references", t)
         finally:
             IDisposable(phase).Dispose()

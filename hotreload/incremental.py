@@ -11,6 +11,9 @@ retyped, a string or signature added, array-literal data changed) goes through t
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
+import operator
 import re
 import struct
 from collections.abc import Callable
@@ -23,31 +26,41 @@ from .metadata.sigs import read_compressed
 from .pdb import Pdb
 
 _LDSTR = 0x72
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)  # a row's column, taken by C iterators
 
 
 def same_structure(old: Build, new: Build) -> bool:
-    """True when every metadata row, name and signature is as in `old` (method RVAs and user strings aside)."""
+    """True when every metadata row, name and signature is as in `old` (method RVAs and user strings aside).
+
+    Compared as stored bytes, table by table, without decoding rows: equal row counts and heap sizes give equal
+    column widths, so equal bytes are equal rows."""
     a, b = old.asm.md, new.asm.md
     if a.strings_heap != b.strings_heap or a.blob_heap != b.blob_heap or a.row_counts != b.row_counts:
         return False
     for table in T:
-        rows_a, rows_b = a.rows(table), b.rows(table)
         if table == T.MethodDef:
             if _methods_but_rvas(old) != _methods_but_rvas(new):
                 return False
         elif table == T.Module:
-            if [r[:2] + r[5:] for r in rows_a] != [r[:2] + r[5:] for r in rows_b]:  # the MVID is new each build
+            if [r[:2] + r[5:] for r in a.rows(table)] != [r[:2] + r[5:] for r in b.rows(table)]:  # a new MVID
                 return False
-        elif rows_a != rows_b:
+        elif a.table_bytes(table) != b.table_bytes(table):
             return False
     return all(old.field_data(rid) == new.field_data(rid) for rid in old.field_rvas)
 
 
-def _methods_but_rvas(build: Build) -> list[tuple[int, ...]]:
-    """MethodDef rows without their RVA (memoized on the build: the running build's were made when it was new)."""
+def _methods_but_rvas(build: Build) -> bytes:
+    """The MethodDef table's bytes with every row's RVA (its first 4 bytes) zeroed (memoized on the build: the
+    running build's were made when it was new)."""
     cached = build.__dict__.get("_methods_but_rvas")
     if cached is None:
-        cached = build.__dict__["_methods_but_rvas"] = [r[1:] for r in build.asm.md.rows(T.MethodDef)]
+        md = build.asm.md
+        table = bytearray(md.table_bytes(T.MethodDef))
+        rows = md.row_counts[T.MethodDef]
+        width = len(table) // rows if rows else 0
+        for k in range(4 if width else 0):
+            table[k::width] = bytes(rows)
+        cached = build.__dict__["_methods_but_rvas"] = bytes(table)
     return cached
 
 
@@ -88,6 +101,15 @@ class Spans:
         self.starts = starts
         self.length = length
 
+    @functools.cached_property
+    def order(self) -> list[int]:
+        """The items by where they start (kept: the running build's spans are compared again at the next save)."""
+        return sorted(self.starts, key=self.starts.__getitem__)
+
+    @functools.cached_property
+    def ordered_starts(self) -> list[int]:
+        return list(map(self.starts.__getitem__, self.order))
+
     def span(self, first: int, last: int) -> bytes:
         """The bytes from the start of item `first` to the end of item `last`."""
         return self.data[self.starts[first]:self.starts[last] + self.length(self.starts[last])]
@@ -107,21 +129,16 @@ def _bisect_runs(old: Spans, new: Spans, run: list[int], out: list[int]) -> None
 def differing(old: Spans, new: Spans) -> list[int]:
     """Items whose bytes differ, found with few slice comparisons: items are taken in runs that lie the same
     distance apart in both buffers (one item that grew moves the rest), a run is compared whole and split in
-    halves only when it differs. Cost: one pass over the bytes in C, plus a few comparisons per changed item."""
-    order = sorted(old.starts, key=old.starts.__getitem__)
+    halves only when it differs. Cost: one pass over the bytes in C, plus a few comparisons per changed item;
+    the per-item work (shifts, runs) is done by C iterators, which a large assembly's ~20,000 methods need."""
+    order = old.order
+    shifts = list(map(operator.sub, map(new.starts.__getitem__, order), old.ordered_starts))
     out: list[int] = []
-    run: list[int] = []
-    shift = 0
-    for item in order:
-        item_shift = new.starts[item] - old.starts[item]
-        if run and item_shift != shift:
-            _bisect_runs(old, new, run, out)
-            run = []
-        if not run:
-            shift = item_shift
-        run.append(item)
-    if run:
-        _bisect_runs(old, new, run, out)
+    at = 0
+    for _shift, run in itertools.groupby(shifts):
+        size = len(list(run))
+        _bisect_runs(old, new, order[at:at + size], out)
+        at += size
     return sorted(out)
 
 
@@ -134,12 +151,15 @@ def body_spans(build: Build, rids: list[int]) -> Spans:
 def _body_spans(build: Build, rids: list[int]) -> Spans:
     rows = build.asm.md.rows(T.MethodDef)
     pe = build.asm.pe
-    rvas = [rows[rid - 1][0] for rid in rids]
+    if rids is with_body(build):  # the usual case: the rows with a body are those with an RVA
+        rvas = list(filter(None, map(_first, rows)))
+    else:
+        rvas = [rows[rid - 1][0] for rid in rids]
     section = next((sec for sec in pe.sections if rvas and sec.virtual_address <= min(rvas)
                     and max(rvas) < sec.virtual_address + sec.raw_size), None)
     if section is not None:  # the usual case: every body in one section (.text)
         shift = section.raw_offset - section.virtual_address
-        starts = {rid: rva + shift for rid, rva in zip(rids, rvas)}
+        starts = dict(zip(rids, map(shift.__add__, rvas)))
     else:
         starts = {rid: pe.rva_to_offset(rva) for rid, rva in zip(rids, rvas)}
     return Spans(pe.data, starts, lambda start: body_size(pe.data, start) or 1)
@@ -166,7 +186,8 @@ def _sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
         size, pos = read_compressed(heap, start)
         return pos - start + size
 
-    return Spans(heap, {rid: rows[rid - 1][1] for rid in rids if rid <= len(rows) and rows[rid - 1][1]}, length)
+    points = list(map(_second, rows[rids.start - 1:rids.stop - 1]))  # 0: no sequence points
+    return Spans(heap, dict(itertools.compress(zip(itertools.count(rids.start), points), points)), length)
 
 
 _LDSTR_PATTERN = re.compile(rb"\x72(...)\x70", re.DOTALL)
@@ -195,17 +216,17 @@ def with_body(build: Build) -> list[int]:
     """MethodDef rows that have a body (memoized on the build)."""
     cached = build.__dict__.get("_with_body")
     if cached is None:
-        cached = build.__dict__["_with_body"] = [rid for rid, row in enumerate(build.asm.md.rows(T.MethodDef), 1)
-                                                 if row[0]]
+        rows = build.asm.md.rows(T.MethodDef)
+        cached = build.__dict__["_with_body"] = list(itertools.compress(itertools.count(1), map(_first, rows)))
     return cached
 
 
 def changed_bodies(old: Build, new: Build) -> list[int]:
     """Changed methods of two builds of the same structure (see same_structure)."""
-    rids = with_body(old)
-    if with_body(new) != rids:  # a body appeared or vanished (abstract/extern rows): the rows with both
-        rids = sorted(set(rids) & set(with_body(new)))
-    old_bodies, new_bodies = body_spans(old, rids), body_spans(new, rids)
+    rids, new_rids = with_body(old), with_body(new)
+    if new_rids != rids:  # a body appeared or vanished (abstract/extern rows): the rows with both
+        rids = new_rids = sorted(set(rids) & set(new_rids))
+    old_bodies, new_bodies = body_spans(old, rids), body_spans(new, new_rids)
     suspects = set(differing(old_bodies, new_bodies)) | _loaded_strings_moved(old, new, old_bodies)
     return [rid for rid in sorted(suspects) if not _same_code(old, new, rid)]
 

@@ -157,6 +157,15 @@ class _Matcher:
     # ---- fingerprints (line numbers blanked, so moved code looks the same) ---------------------------
     @staticmethod
     def type_shape(build: Build, rid: int) -> Hashable:
+        """Memoized on the build: the running build's were mostly computed when it was the new one."""
+        memo: dict[int, Hashable] = build.__dict__.setdefault("_type_shapes", {})
+        shape = memo.get(rid)
+        if shape is None:
+            shape = memo[rid] = _Matcher._type_shape(build, rid)
+        return shape
+
+    @staticmethod
+    def _type_shape(build: Build, rid: int) -> Hashable:
         md, names = build.asm.md, build.names
         fields = sorted(line_free(names.key(T.Field, f).split("::", 1)[1]) + f"/{md.row(T.Field, f)[0]}"
                         for f in build.fields_of(rid))
@@ -314,18 +323,19 @@ class _Matcher:
 
     def _untouched_pairs(self, table: T, olds: list[int], news: list[int],
                          shape: Callable[[Build, int], Hashable]) -> list[tuple[int, int]]:
-        """A group whose entities keep their names, all in files the save did not touch, with the same shapes: the
-        same source lambdas, paired by name without comparing their code (which is the cost of a structural save
-        in a large assembly). Names carry a per-name occurrence count, so a group whose counts shifted (an entity
-        of the same name added earlier) has other names and is compared as usual; so is any other group."""
+        """A group whose entities keep their names, all in files the save did not touch: the same source lambdas
+        (a generated name is its source line and a per-file, per-name count, and the file is as it was), paired by
+        name without comparing their code or shape (which is the cost of a structural save in a large assembly).
+        Their shapes may still differ, when an edit elsewhere changed a type they capture: that is then a change
+        of the paired entity, which the comparison of members finds. A group whose counts shifted (an entity of the
+        same name added earlier) has other names and is compared as usual; so is any other group."""
         sources, old, new = self.sources, self.old, self.new
         if sources is None or len(olds) != len(news):
             return []
         if [old.names.own_name(table, o) for o in olds] != [new.names.raw_name(table, n) for n in news]:
             return []
         pairs = list(zip(olds, news, strict=True))
-        if all(sources.untouched(0, old, table, o) and sources.untouched(1, new, table, n)
-               and shape(old, o) == shape(new, n) for o, n in pairs):
+        if all(sources.untouched(0, old, table, o) and sources.untouched(1, new, table, n) for o, n in pairs):
             return pairs
         return []
 

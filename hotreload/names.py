@@ -19,6 +19,7 @@ from .metadata.schema import (
 )
 from .metadata.sigs import map_signature, map_type_signature
 
+_NAME_COLUMN = {T.TypeDef: 1, T.MethodDef: 3, T.Field: 1}
 # '|' separates a key's name from its signature; names that contain it (F# active patterns: `|Even|Odd|`)
 # carry this stand-in inside keys, and display_name shows '|' again
 _BAR = "\u2502"
@@ -34,11 +35,14 @@ class Names:
         # generated names carry source lines, so an entity that only moved has a new name in a new build)
         self.renames = renames or {}
         self._cache: dict[tuple[int, int], str] = {}
+        self._raw: dict[tuple[int, int], str] = {}  # (table, row) -> this build's simple name
+        self._typedefs: dict[int, str] = {}  # TypeDef row -> its full name (with renames)
 
     def carried_to(self, asm: Assembly) -> Names:
         """These names for `asm`, a build with the same rows, names and signatures (user strings may differ)."""
         names = Names(asm, self.renames)
         names._cache = self._cache  # entity keys only: user-string keys are never cached
+        names._raw, names._typedefs = self._raw, self._typedefs
         for name in ("enclosing", "method_owner", "field_owner"):
             if name in self.__dict__:
                 names.__dict__[name] = self.__dict__[name]
@@ -48,6 +52,8 @@ class Names:
         """Take `other`'s keys that name no line-named entity (no '@'), and its row owners: `other` reads the same
         assembly with fewer renames, all of line-named entities (see Build.renamed)."""
         self._cache = {k: v for k, v in other._cache.items() if "@" not in v}
+        self._raw = other._raw  # names as the build gives them: renames aside
+        self._typedefs = {k: v for k, v in other._typedefs.items() if "@" not in v}
         for name in ("enclosing", "method_owner", "field_owner"):
             if name in other.__dict__:
                 self.__dict__[name] = other.__dict__[name]
@@ -58,9 +64,13 @@ class Names:
         return renamed if renamed is not None else self.raw_name(table, row)
 
     def raw_name(self, table: T, row: int) -> str:
-        """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames)."""
-        col = {T.TypeDef: 1, T.MethodDef: 3, T.Field: 1}[table]
-        return self.md.string(self.md.row(table, row)[col])
+        """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames; memoized: a structural
+        save's comparison asks for each many times)."""
+        key = (table, row)
+        name = self._raw.get(key)
+        if name is None:
+            name = self._raw[key] = self.md.string(self.md.row(table, row)[_NAME_COLUMN[table]])
+        return name
 
     def depth(self, rid: int) -> int:
         """How many types TypeDef `rid` is nested in."""
@@ -95,6 +105,12 @@ class Names:
 
     # ---- keys -------------------------------------------------------------------------------------
     def typedef_name(self, rid: int) -> str:
+        name = self._typedefs.get(rid)
+        if name is None:
+            name = self._typedefs[rid] = self._typedef_name(rid)
+        return name
+
+    def _typedef_name(self, rid: int) -> str:
         _flags, _name, ns, *_ = self.md.row(T.TypeDef, rid)
         own = self.own_name(T.TypeDef, rid).replace("|", _BAR)
         if rid in self.enclosing:

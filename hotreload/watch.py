@@ -21,6 +21,7 @@ from typing import Self
 from watchdog.events import (
     DirDeletedEvent,
     DirMovedEvent,
+    FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -43,9 +44,11 @@ CSHARP_SUFFIXES = frozenset({".cs", ".csproj"})
 IGNORED_DIRS = frozenset({"bin", "obj", ".git", ".hotreload"})
 """Build output and tool state: they change on every build and must never trigger one."""
 
-# Only these reach the handler; on Linux this also narrows the inotify mask (no open/close/attrib noise).
+# Only these reach the handler; on Linux this also narrows the inotify mask (no open/read/attrib noise). "Closed"
+# is a close after writing (inotify's IN_CLOSE_WRITE): the writer is done with the file.
 _EVENT_FILTER: list[type[FileSystemEvent]] = [
-    FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, DirDeletedEvent, DirMovedEvent,
+    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileDeletedEvent, FileMovedEvent, DirDeletedEvent,
+    DirMovedEvent,
 ]
 
 Digest = bytes | None
@@ -78,10 +81,17 @@ class SourceWatcher:
     recursion. Editors finish a save's
     burst (write, rename, delete) within a few milliseconds; 50 ms covers it and stays small next to a build. A
     save that lands in two bursts costs one extra build, never a lost edit (the last build starts after it).
+
+    When every pending file's last event says its writer is done (closed after writing, or renamed into place,
+    as in-place and atomic saves end) and the file is there, the burst ends `settled` seconds after that event
+    instead: a save is compiled ~40 ms sooner, and the short wait still folds files written one after another
+    (a checkout, a rename across files) into one build. Where the platform reports no closes (not Linux), the
+    debounce alone ends bursts.
     """
 
     def __init__(self, root: Path, on_change: Callable[[set[Path]], None], ignore: Iterable[Path] = (),
-                 debounce: float = 0.05, ceiling: float = 1.0, suffixes: frozenset[str] = SOURCE_SUFFIXES) -> None:
+                 debounce: float = 0.05, ceiling: float = 1.0, suffixes: frozenset[str] = SOURCE_SUFFIXES,
+                 settled: float = 0.01) -> None:
         self.root = _abs(Path(root))
         self.suffixes = suffixes
         self.files: set[Path] = set()  # single files outside root
@@ -89,10 +99,12 @@ class SourceWatcher:
         self.on_change = on_change
         self.ignore = tuple(_abs(p if Path(p).is_absolute() else self.root / p) for p in ignore)
         self.debounce = debounce
+        self.settled = min(settled, debounce)
         self.ceiling = max(ceiling, debounce)
         self._cond = threading.Condition()
         self._hashes: dict[Path, Digest] = {}  # content last reported (or seeded); missing key = never seen
         self._pending: set[Path] = set()
+        self._done: set[Path] = set()  # pending files whose last event ended their writing (closed, renamed in)
         self._first_event = 0.0
         self._last_event = 0.0
         self._stopping = False
@@ -144,6 +156,7 @@ class SourceWatcher:
         with self._cond:
             self._stopping = True
             self._pending.clear()
+            self._done.clear()
             self._cond.notify_all()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
@@ -197,11 +210,11 @@ class SourceWatcher:
             if event.event_type in ("deleted", "moved"):
                 self._folder_gone(_abs(Path(os.fsdecode(event.src_path))))
             return
-        for raw in (event.src_path, event.dest_path):
+        for raw, done in ((event.src_path, event.event_type == "closed"), (event.dest_path, True)):
             if raw:
                 path = _abs(Path(os.fsdecode(raw)))
                 if self.is_source(path):
-                    self._note(path)
+                    self._note(path, done)
 
     def _folder_gone(self, folder: Path) -> None:
         with self._cond:
@@ -209,14 +222,17 @@ class SourceWatcher:
         for path in known:
             self._note(path)
 
-    def _note(self, path: Path) -> None:
-        """Queue `path` unless its content equals what was last reported (a touch, or the tail of a burst)."""
+    def _note(self, path: Path, done: bool = False) -> None:
+        """Queue `path` unless its content equals what was last reported (a touch, or the tail of a burst);
+        `done`: this event ends its writer's work on it (a close after writing, a rename into place)."""
         now = time.monotonic()
         with self._cond:
             if self._stopping:
                 return
             if path in self._pending:
+                self._mark(path, done)
                 self._last_event = now
+                self._cond.notify_all()
                 return
             known = self._hashes.get(path, _UNKNOWN)
         # Safe to drop: if the content read now was already reported, any later write fires a later event.
@@ -228,8 +244,16 @@ class SourceWatcher:
             if not self._pending:
                 self._first_event = now
             self._pending.add(path)
+            self._mark(path, done)
             self._last_event = now
             self._cond.notify_all()
+
+    def _mark(self, path: Path, done: bool) -> None:
+        """Record whether `path`'s latest event finished it (a deleted or moved-away file never is). Holds _cond."""
+        if done and path.exists():
+            self._done.add(path)
+        else:
+            self._done.discard(path)
 
     # ---- debounce and report (own thread) -------------------------------------------------------------------
     def _run(self) -> None:
@@ -238,7 +262,8 @@ class SourceWatcher:
                 while not self._stopping and not self._pending:
                     self._cond.wait()
                 while not self._stopping:
-                    due = min(self._last_event + self.debounce, self._first_event + self.ceiling)
+                    wait = self.settled if self._pending <= self._done else self.debounce
+                    due = min(self._last_event + wait, self._first_event + self.ceiling)
                     remaining = due - time.monotonic()
                     if remaining <= 0:
                         break
@@ -246,6 +271,7 @@ class SourceWatcher:
                 if self._stopping:
                     return
                 batch, self._pending = self._pending, set()
+                self._done.clear()
             changed = self._confirm(batch)
             if not changed:
                 continue

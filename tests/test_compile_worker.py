@@ -34,7 +34,7 @@ def _service(out: Path, driver_reply: dict[str, Any]) -> FscService:
     service._incremental_compiles = {}
     checks = SimpleNamespace(refused_everywhere=False)
 
-    def kept(args: list[str]) -> dict[str, Any]:
+    def kept(args: list[str], state_as: str | None = None) -> dict[str, Any]:
         out.write_bytes(b"incremental")
         return dict(driver_reply)
 
@@ -62,9 +62,44 @@ def test_spot_checks_are_a_projects_first_incremental_compile_then_every_20th(tm
     service = _service(out, {})
     incremental = {"ok": True, "typecheck": {"checked": 1, "files": 3}}
     full = {"ok": True, "typecheck": {"checked": 3, "files": 3}}
-    assert not service._spot_check([f"-o:{out}"], full)
-    assert [service._spot_check([f"-o:{out}"], incremental) for _ in range(22)] == \
+    assert not service._spot_check(str(out), full)
+    assert [service._spot_check(str(out), incremental) for _ in range(22)] == \
         [True] + [False] * 19 + [True, False]
+
+
+def _warm_up_service(out: Path, incremental_bytes: bytes) -> FscService:
+    """Stand-ins: the public compile writes b"full", the kept compile b"full" when it checks every file and
+    `incremental_bytes` when asked to check the later half again (as the warm-up does)."""
+    service = _service(out, {})
+    checks = service.driver.checks  # type: ignore[union-attr]
+    checks.recheck_second_half = False
+
+    def kept(args: list[str], state_as: str | None = None) -> dict[str, Any]:
+        again, checks.recheck_second_half = checks.recheck_second_half, False
+        out.write_bytes(incremental_bytes if again else b"full")
+        return {"ok": True, "errors": [], "failure": None, "seconds": 0.1, "phases": [],
+                "typecheck": {"checked": 2 if again else 4, "files": 4}}
+
+    service.driver.compile = kept  # type: ignore[union-attr]
+    return service
+
+
+def test_a_warm_up_whose_incremental_check_matches_spares_the_first_saves_spot_check(tmp_path: Path) -> None:
+    out, real = tmp_path / "warm-up" / "App.dll", tmp_path / "App.dll"
+    out.parent.mkdir()
+    service = _warm_up_service(out, b"full")
+    reply = service.warm_up([f"-o:{out}"], str(real))
+    assert reply["ok"] and reply["note"] is None and reply["warm_up_typecheck"] == {"checked": 2, "files": 4}
+    incremental = {"ok": True, "typecheck": {"checked": 1, "files": 4}}
+    assert [service._spot_check(str(real), incremental) for _ in range(20)] == [False] * 19 + [True]
+
+
+def test_a_warm_up_whose_incremental_check_differs_turns_it_off_and_says_so(tmp_path: Path) -> None:
+    out = tmp_path / "App.dll"
+    service = _warm_up_service(out, b"something else")
+    reply = service.warm_up([f"-o:{out}"], str(out))
+    assert "differed from a full compile" in reply["note"]
+    assert service.driver is not None and service.driver.checks.refused_everywhere
 
 
 def test_a_failing_kept_imports_compile_gives_way_to_the_public_one_for_good(tmp_path: Path) -> None:

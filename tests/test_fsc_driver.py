@@ -14,7 +14,7 @@ import pytest
 from fsrandom import Program
 
 from hotreload.build import Builder
-from hotreload.compiler import Worker, compiler_arguments
+from hotreload.compiler import Worker, compiler_arguments, output_of
 from hotreload.processes import Owner
 
 FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
@@ -88,6 +88,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     reply = worker.compile(args, verify=True)  # verify: the same bytes as the public compile, else a note
     assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
     assert _counts(reply) == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
+    assert reply["optimization"] == {"optimized": 2, "files": files}, "the files before C.fs not optimized again"
     source.write_text(source.read_text(encoding="utf-8") + "\nlet another (x: int) = x * 3\n", encoding="utf-8")
     reply = worker.compile(args)  # the first compile that checks only some files is compared with a full one
     assert reply["ok"] and reply.get("spot_checked") and reply["note"] is None
@@ -96,6 +97,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     assert reply["ok"] and not reply.get("spot_checked") and reply["typecheck"]["checked"] == 2
     reply = worker.compile(args, verify=True)  # nothing changed: every file's check is reused
     assert reply["ok"] and reply["note"] is None and _counts(reply) == {"checked": 0, "files": files}
+    assert reply["optimization"] == {"optimized": 0, "files": files}
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8") + "\nlet broken: int = \"no\"\n",
                                  encoding="utf-8")
     reply = worker.compile(args, verify=True)
@@ -206,6 +208,111 @@ def test_a_project_with_a_signature_file_checks_again_from_the_first_changed_fil
         assert [Path(p).name for p in reply["typecheck"]["paths"]] == checked
 
 
+INLINE_FILES = {
+    "Inline.fs": """module Gen.Inline
+
+let inline twice (f: 'T -> 'T) (x: 'T) = f (f x)
+let inline scale (k: int) (x: int) = k * x + 1
+let mutable counter = 0
+let bump () = counter <- counter + 1; counter
+let quoted (xs: int list) = xs |> List.map (fun y -> y + 1) |> List.filter (fun y -> y > 2) |> List.sum
+let piped (xs: int list) = xs |> List.map (fun y -> y * 2) |> List.sum
+""",
+    "Middle.fs": """module Gen.Middle
+
+open Gen.Inline
+
+let viaTwice (x: int) = twice (fun y -> y + 3) x
+let viaScale (x: int) = scale 4 x |> twice (fun y -> y * 2)
+let rec countdown (n: int) = if n <= 0 then 0 else countdown (n - 1)
+""",
+    "Later.fs": """module Gen.Later
+
+open Gen.Inline
+open Gen.Middle
+
+let total (x: int) = viaTwice x + viaScale x + scale 2 x + countdown 3 + quoted [x; 4] + piped [x]
+let words (s: string) = [ for c in s -> string c ] |> List.map (fun w -> w + "!") |> String.concat ","
+""",
+    "Program.fs": """module Gen.Program
+
+[<EntryPoint>]
+let main _ =
+    printfn "%d %s %d" (Gen.Later.total 3) (Gen.Later.words "ab") (Gen.Inline.bump ())
+    0
+""",
+}
+
+
+@pytest.mark.runtime
+def test_kept_optimization_of_earlier_files_writes_the_public_compiles_bytes(tmp_path: Path) -> None:
+    """The optimization of the files before the first edited one is reused (hotreload.fsc_optimize), and the bytes
+    stay the public compile's over edits in the first, middle and last files, an inline function's users and the
+    inline function itself, and an error then its fix (with pipelines in every file: the optimizer numbers them)."""
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in INLINE_FILES)
+    project = tmp_path / "Gen.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    for name, text in INLINE_FILES.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        args = compiler_arguments(builder, owner)
+        first = worker.compile(args)
+        assert first["ok"] and first["driver"] == "kept imports", first
+        files = first["optimization"]["files"]  # the obj folder's two generated files, then ours
+        assert first["optimization"] == {"optimized": files, "files": files}
+
+        def edit(name: str, old: str, new: str, optimized: int) -> None:
+            source = tmp_path / name
+            text = source.read_text(encoding="utf-8")
+            assert old in text
+            source.write_text(text.replace(old, new, 1), encoding="utf-8")
+            reply = worker.compile(args, verify=True)  # the public compile's bytes, else a note
+            assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports", (name, reply)
+            assert reply["optimization"] == {"optimized": optimized, "files": files}, (name, reply)
+
+        edit("Later.fs", "countdown 3", "countdown 4", 2)  # the last file using the inline functions
+        edit("Program.fs", "\"%d %s %d\"", "\"%d, %s, %d\"", 1)  # the last file
+        edit("Middle.fs", "y + 3", "y + 5", 3)  # a middle file: it and the files after it
+        edit("Inline.fs", "k * x + 1", "k * x + 2", 4)  # the inline function itself, inlined in later files
+        edit("Later.fs", "w + \"!\"", "w + \"?\"", 2)
+        (tmp_path / "Middle.fs").write_text((tmp_path / "Middle.fs").read_text(encoding="utf-8")
+                                            + "\nlet broken: int = \"no\"\n", encoding="utf-8")
+        reply = worker.compile(args, verify=True)
+        assert not reply["ok"] and reply["note"] is None
+        edit("Middle.fs", "\nlet broken: int = \"no\"\n", "\n", files)  # nothing kept from the failed compile
+        edit("Later.fs", "countdown 4", "countdown 5", 2)
+        edit("Inline.fs", "f (f x)", "f (f (f x))", 4)
+    finally:
+        worker.close()
+        owner.close()
+
+
+@pytest.mark.runtime
+def test_the_warm_up_checks_the_incremental_path_and_leaves_its_state_to_the_first_save(
+        generated: tuple[Program, Path, Worker, list[str]]) -> None:
+    _program, folder, worker, args = generated
+    scratch = folder / "warm-up" / output_of(args).name
+    scratch.parent.mkdir()
+    reply = worker.compile([f"-o:{scratch}" if a.startswith("-o:") else a for a in args],
+                           warm_up_for=str(output_of(args)))
+    assert reply["ok"] and reply["note"] is None, reply
+    files = reply["warm_up_typecheck"]["files"]
+    assert 0 < reply["warm_up_typecheck"]["checked"] < files, "the later half checked again, as after an edit"
+    source = folder / "C.fs"
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet addedAfterWarmUp (x: int) = x * 5\n",
+                      encoding="utf-8")
+    reply = worker.compile(args)  # the save's compile: from the warm-up's kept check, already compared
+    assert reply["ok"] and _counts(reply) == {"checked": 2, "files": files}
+    assert not reply.get("spot_checked") and reply["note"] is None
+    source.write_text(source.read_text(encoding="utf-8") + "\nlet andAnother (x: int) = x * 6\n", encoding="utf-8")
+    reply = worker.compile(args, verify=True)
+    assert reply["ok"] and reply["note"] is None and reply["typecheck"]["checked"] == 2
+
+
 @pytest.mark.runtime
 def test_a_compile_error_is_reported_as_the_public_compile_reports_it(
         generated: tuple[Program, Path, Worker, list[str]]) -> None:
@@ -228,6 +335,35 @@ def test_keep_imports_off_uses_the_public_compile(tmp_path: Path, monkeypatch: p
     worker = Worker(tmp_path, tmp_path / "worker.log", owner)
     try:
         assert worker.driver == "public" and worker.note is None
+    finally:
+        worker.close()
+        owner.close()
+
+
+@pytest.mark.runtime
+def test_keep_optimization_off_runs_the_compilers_own_optimization_phase(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HOTRELOAD_KEEP_OPTIMIZATION=0` (as a missing internal of hotreload.fsc_optimize does): the compiler's own
+    main3, every file optimized, the same bytes."""
+    monkeypatch.setenv("HOTRELOAD_KEEP_OPTIMIZATION", "0")
+    program = Program(5)
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
+    project = tmp_path / "Gen.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    _write(tmp_path, program)
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        args = compiler_arguments(builder, owner)
+        assert worker.driver == "kept imports" and worker.note is None
+        for _ in range(2):
+            reply = worker.compile(args, verify=True)
+            assert reply["ok"] and reply["note"] is None and reply["optimization"] is None
+            assert "interface data, optimization" in dict(reply["phases"])
+            program.random_edit()
+            _write(tmp_path, program)
     finally:
         worker.close()
         owner.close()

@@ -152,13 +152,37 @@ def test_identical_content_does_not_trigger(project: Path, rec: Recorder) -> Non
 def test_burst_of_writes_coalesces(project: Path, rec: Recorder) -> None:
     lib = project / "src" / "Lib.fs"
     final = ""
-    for i in range(20):
-        final = f"module Lib\nlet x = {i}\n"
-        lib.write_text(final)
-        time.sleep(0.02)  # closer together than the debounce: one burst
+    with lib.open("w") as handle:  # a tool writing continuously: no close (no "done") until the end
+        for i in range(20):
+            final = f"module Lib\nlet x = {i}\n"
+            handle.seek(0)
+            handle.write(final)
+            handle.truncate()
+            handle.flush()
+            time.sleep(0.02)  # closer together than the debounce: one burst
     assert poll(lambda: bool(rec.contents) and rec.contents[-1].get(lib) == final)
     assert 1 <= len(rec.calls) <= 5, rec.calls
     assert all(call == {lib} for call in rec.calls)
+
+
+def test_a_finished_save_does_not_wait_for_the_debounce(project: Path, rec: Recorder) -> None:
+    """A save whose writer closed the file ends the burst shortly after; a file still open for writing holds it
+    (here the debounce is 30 s: only the close can end the burst within the poll's deadline)."""
+    lib, program = project / "src" / "Lib.fs", project / "Program.fs"
+    with SourceWatcher(project, rec, debounce=30.0, ceiling=60.0):
+        lib.write_text("module Lib\nlet x = 3\n")  # in place: written, then closed
+        assert poll(lambda: rec.saw(lib))
+        tmp = project / ".Program.fs.tmp"
+        tmp.write_text("module Program\nlet main _ = 3\n")
+        os.replace(tmp, program)  # atomic save: renamed into place
+        assert poll(lambda: rec.saw(program))
+        with lib.open("w") as handle:
+            handle.write("module Lib\nlet x = 4\n")
+            handle.flush()
+            time.sleep(0.3)
+            assert len(rec.calls) == 2, "a file still open for writing ended its burst"
+        assert poll(lambda: len(rec.calls) == 3)
+        assert rec.contents[-1] == {lib: "module Lib\nlet x = 4\n"}
 
 
 @pytest.mark.usefixtures("watcher")

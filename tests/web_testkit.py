@@ -23,6 +23,8 @@ import psutil
 
 TESTS = Path(__file__).resolve().parent
 WEB_APP = TESTS / "web_app"
+GRACEFUL_STOP_S = 10.0
+"""How long a stopped process may take to end after Ctrl-C before it is killed (hotreload takes under 2 s)."""
 
 
 def free_port() -> int:
@@ -159,11 +161,19 @@ class Running(Output):
         self.proc.send_signal(sig)
 
     def kill(self) -> None:
-        """End the process and everything it started (its session), whatever state it is in."""
+        """End the process and everything it started (its session), whatever state it is in: Ctrl-C first, as a
+        developer stops it (hotreload then removes what it made: a SIGKILL would leave the hosted runtime's IPC
+        files in /tmp), then SIGKILL for anything still there."""
         try:
             tree = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             tree = []
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
+                self.proc.wait(GRACEFUL_STOP_S)
+            except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -7,6 +7,7 @@ same table schema, and tests read our deltas (``#-`` with ``#JTD``) back with it
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Mapping
 from functools import cached_property
 
 from .errors import BadImageError
@@ -146,7 +147,7 @@ class MetadataImage:
                 return 4 if max(counts[t] if t is not None else 0 for t in kind.tables) >= limit else 2
             return 4 if counts[int(kind)] >= 0x10000 else 2  # type: ignore[call-overload]
 
-        self.tables: dict[T, list[Row]] = {}
+        self.tables = _Tables(tables)
         self.table_offsets: dict[T, int] = {}
         stream_off = self.streams[name][0]
         for i in range(TABLE_COUNT):
@@ -163,14 +164,21 @@ class MetadataImage:
             if end > len(tables):
                 raise BadImageError(f"table {t.name} runs past the end of the table stream")
             self.table_offsets[t] = stream_off + pos
-            self.tables[t] = list(struct.iter_unpack(fmt, tables[pos:end]))
+            self.tables.layout[t] = (fmt, pos, end)
             pos = end
 
     def rows(self, table: T) -> list[Row]:
-        return self.tables.get(table, [])
+        rows = self.tables.decoded.get(table)  # the hot path: a plain dict lookup
+        if rows is None:
+            return self.tables[table] if table in self.tables.layout else []
+        return rows
+
+    def table_bytes(self, table: T) -> bytes:
+        """The table's rows as stored (b"" when it has none): whole tables compare without decoding a row."""
+        return self.tables.raw(table)
 
     def row(self, table: T, rid: int) -> Row:
-        rows = self.tables.get(table, [])
+        rows = self.rows(table)
         if not 1 <= rid <= len(rows):
             raise BadImageError(f"{table.name} row {rid} does not exist")
         return rows[rid - 1]
@@ -237,6 +245,35 @@ def _utf16(heap: bytes, entry: int, start: int, size: int) -> str:
     if size % 2:
         raise BadImageError(f"#US entry at {entry:#x} has an odd length ({size + 1} bytes): not UTF-16 text")
     return heap[start:start + size].decode("utf-16-le", "surrogatepass")
+
+
+class _Tables(Mapping[T, list[Row]]):
+    """The tables present, each decoded into rows when first asked for: a save that changes only method bodies
+    reads a few of a large assembly's tables (hotreload.incremental compares the rest as bytes)."""
+
+    def __init__(self, stream: bytes) -> None:
+        self.stream = stream
+        self.layout: dict[T, tuple[str, int, int]] = {}  # table -> (row format, start, end) in the stream
+        self.decoded: dict[T, list[Row]] = {}
+
+    def __getitem__(self, table: T) -> list[Row]:
+        rows = self.decoded.get(table)
+        if rows is None:
+            fmt, start, end = self.layout[table]
+            rows = self.decoded[table] = list(struct.iter_unpack(fmt, self.stream[start:end]))
+        return rows
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.layout)
+
+    def __len__(self) -> int:
+        return len(self.layout)
+
+    def raw(self, table: T) -> bytes:
+        if table not in self.layout:
+            return b""
+        _fmt, start, end = self.layout[table]
+        return self.stream[start:end]
 
 
 class Assembly:
