@@ -44,19 +44,26 @@ class Module:
 class LayeredProject(ProjectFiles):
     """A generated multi-file F# library on disk and the model of its `score` functions."""
 
-    def __init__(self, folder: Path, files: int = 100, per_file: int = 20, name: str = "Shop", seed: int = 1) -> None:
+    def __init__(self, folder: Path, files: int = 100, per_file: int = 20, name: str = "Shop", seed: int = 1,
+                 group: int = 0) -> None:
+        """`group` > 0: the files form feature groups of that many files; the first group is the core, and a
+        later group's file opens the previous file of its group, maybe one more of it, and one core file (an
+        edit in a feature is seen by the rest of that feature only). 0: one chain, every file opens the one
+        before it."""
         self.folder = folder
         self.name = name
         self.per_file = per_file
         rng = random.Random(seed * 7919 + files)
         self.modules: list[Module] = []
         for k in range(files):
-            earlier = list(range(k))
-            opens = sorted(rng.sample(earlier, min(3, len(earlier))))
+            earlier = list(range(k)) if group <= 0 or k < group else list(range(k - k % group, k))
+            opens = sorted(rng.sample(earlier, min(3 if group <= 0 or k < group else 2, len(earlier))))
             # mostly the previous few files, sometimes one far back: long dependency chains, as in real code
-            if k > 0 and k - 1 not in opens:
-                opens[-1] = k - 1
+            if earlier and k - 1 not in opens:
+                opens[-1 if opens else 0:] = [k - 1]
                 opens = sorted(set(opens))
+            if group > 0 and k >= group:
+                opens = sorted({*opens, rng.randrange(group)})
             module = Module(k, opens, a=rng.randint(2, 9), b=rng.randint(1, 99), c=rng.randint(1, 50),
                             basis_of=opens[0] if opens else k)
             module.filler = [(("pipe", "text", "option", "record")[i % 4], rng.randint(2, 9))

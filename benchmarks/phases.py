@@ -10,7 +10,8 @@ seconds of each phase (import of references, parse, type check, optimization, IL
 whole compile as the worker saw it.
 
 Projects: sample_app; fsgen's flat projects of 1,000 and 5,000 functions; fslayered's 100 files with cross-file
-types and opens (a real project's shape).
+types and opens (a real project's shape): one chain of files (every file opens the one before it), and feature
+groups of 10 files over a core group (an edit is seen by the rest of its feature only).
 
     .venv/bin/python benchmarks/phases.py --json phases.json [--edits 3] [--only sample,layered100]
     .venv/bin/python benchmarks/phases.py --quick --json phases.json    # CI: sample_app and 20 layered files
@@ -87,11 +88,12 @@ def flat_target(root: Path, functions: int) -> Target:
                   lambda place, n: gen.edit_constant(gen.pick(ARITH, files[place])) and None)
 
 
-def layered_target(root: Path, files: int) -> Target:
-    gen = LayeredProject(root / f"layered{files}", files)
+def layered_target(root: Path, files: int, group: int = 0) -> Target:
+    gen = LayeredProject(root / f"layered{files}{'g' if group else ''}", files, group=group)
     gen.write()
     where = [0, files // 2, files - 1]
-    return Target(f"{files} layered files", gen.project, files, lambda place, n: gen.edit_score(where[place]) and None)
+    label = f"{files} layered files" + (f", features of {group}" if group else "")
+    return Target(label, gen.project, files, lambda place, n: gen.edit_score(where[place]) and None)
 
 
 PATHS = ("public", "kept imports")
@@ -148,6 +150,7 @@ def _edits(target: Target, worker: Worker, args: list[str], edits: int, path: st
             optimized = reply.get("optimization")  # files optimized (hotreload.fsc_optimize), else every file
             sample["optimized_files"] = float(optimized["optimized"]) if optimized else -1.0  # -1: the compiler's own
             sample["spot_checked"] = float(bool(reply.get("spot_checked")))
+            sample["files_checked"] = float((reply.get("typecheck") or {}).get("checked", target.files))
             samples.append(sample)
         out[name] = {k: round(statistics.median(s[k] for s in samples), 3) for k in samples[0]}
         print(f"  {target.label}, {path}, edit in the {name} file: "
@@ -171,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--edits", type=int, default=3, help="edits per place (default 3)")
     parser.add_argument("--quick", action="store_true", help="sample_app and 20 layered files, 1 edit each (CI)")
-    parser.add_argument("--only", help="comma-separated: sample, gen1000, gen5000, layered100")
+    parser.add_argument("--only", help="comma-separated: sample, gen1000, gen5000, layered100, features100")
     parser.add_argument("--keep", type=Path, help="generate the projects here and keep them")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated compile paths (default {','.join(PATHS)})")
     opts = parser.parse_args(argv)
@@ -182,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gen1000": lambda: flat_target(root, 1000),
         "gen5000": lambda: flat_target(root, 5000),
         "layered100": lambda: layered_target(root, 100),
+        "features100": lambda: layered_target(root, 100, group=10),
     }
     if opts.quick:
         makers = {"sample": makers["sample"], "layered20": lambda: layered_target(root, 20)}

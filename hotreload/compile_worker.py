@@ -9,8 +9,8 @@ It compiles with the references' imports kept between compiles (hotreload.fsc_dr
 warm compile; where the SDK's compiler does not have the internals that needs, or a `verify` compile's output is
 not byte-identical to the public compile's, or a compile crashes there, it uses the public
 `FSharpChecker.Compile` from then on, and says so in the reply's `note`. HOTRELOAD_KEEP_IMPORTS=0 turns it off.
-It also type-checks only the files from the first edited one on (hotreload.fsc_checkpoints); the warm-up tries that
-on the project itself and compares it with the full compile (else a project's first such compile is compared), then
+It also type-checks only the edited files and the files that depend on them (hotreload.fsc_checkpoints); the
+warm-up tries that on the project itself and compares it with the full compile (else a project's first such compile is compared), then
 every SPOT_CHECK_EVERY-th such compile is compared with a full public compile; a difference turns that off.
 
 Protocol (one JSON object per line): the worker first says `{"ready": true, "driver": "kept imports" | "public",
@@ -38,7 +38,7 @@ from .fsc_driver import DriverUnavailable, KeptImportsCompiler
 from .runtime import start_runtime
 
 KEEP_IMPORTS_VARIABLE = "HOTRELOAD_KEEP_IMPORTS"
-INCREMENTAL_DIFFERS = ("a compile that type-checked only the files from the edited one on differed from a full "
+INCREMENTAL_DIFFERS = ("a compile that type-checked only the edited files and their dependents differed from a full "
                        "compile: the full compile's output is used, and every file is type-checked from now on")
 SPOT_CHECK_EVERY = 20
 """A project's first compile that type-checks only some files, then every 20th, is compared with a full public

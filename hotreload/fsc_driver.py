@@ -309,7 +309,8 @@ class KeptImportsCompiler:
             self.checks.forget(self._outfile)
             if self.optimizer is not None:
                 self.optimizer.forget(self._outfile)
-        checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1]}
+        checked = None if self._checked is None else {"checked": self._checked[0], "files": self._checked[1],
+                                                      "paths": list(self.checks.last_checked)}
         optimized = None if self._optimized is None else {"optimized": self._optimized[0],
                                                           "files": self._optimized[1]}
         return {"ok": not errors and failure is None, "errors": errors, "failure": failure,

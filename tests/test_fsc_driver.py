@@ -1,12 +1,14 @@
 """The compile with kept imports (hotreload.fsc_driver) writes what the public FSharpChecker.Compile writes, byte for
 byte, over a corpus of generated edits (tests/fsrandom.py: bodies, constants, added and removed functions, lines
 inserted above closures, new types and members, literals, module-level values, rude edits), and reads the
-references only once; a compile checks again only the files from the first one changed (hotreload.fsc_checkpoints)."""
+references only once; a compile checks again only the changed files and the files that depend on them
+(hotreload.fsc_checkpoints)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fsrandom import Program
@@ -85,7 +87,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
                       encoding="utf-8")
     reply = worker.compile(args, verify=True)  # verify: the same bytes as the public compile, else a note
     assert reply["ok"] and reply["note"] is None and reply["driver"] == "kept imports"
-    assert reply["typecheck"] == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
+    assert _counts(reply) == {"checked": 2, "files": files}, "C.fs and Program.fs, not the files before"
     assert reply["optimization"] == {"optimized": 2, "files": files}, "the files before C.fs not optimized again"
     source.write_text(source.read_text(encoding="utf-8") + "\nlet another (x: int) = x * 3\n", encoding="utf-8")
     reply = worker.compile(args)  # the first compile that checks only some files is compared with a full one
@@ -94,7 +96,7 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     reply = worker.compile(args)
     assert reply["ok"] and not reply.get("spot_checked") and reply["typecheck"]["checked"] == 2
     reply = worker.compile(args, verify=True)  # nothing changed: every file's check is reused
-    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": 0, "files": files}
+    assert reply["ok"] and reply["note"] is None and _counts(reply) == {"checked": 0, "files": files}
     assert reply["optimization"] == {"optimized": 0, "files": files}
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8") + "\nlet broken: int = \"no\"\n",
                                  encoding="utf-8")
@@ -106,7 +108,104 @@ def test_an_edit_checks_again_only_from_the_changed_file_and_writes_the_public_c
     (folder / "A.fs").write_text((folder / "A.fs").read_text(encoding="utf-8").replace(
         "\nlet broken: int = \"no\"\n", ""), encoding="utf-8")
     reply = worker.compile(args, verify=True)
-    assert reply["ok"] and reply["note"] is None and reply["typecheck"] == {"checked": files, "files": files}
+    assert reply["ok"] and reply["note"] is None and _counts(reply) == {"checked": files, "files": files}
+
+
+def _counts(reply: dict[str, Any]) -> dict[str, int]:
+    return {k: reply["typecheck"][k] for k in ("checked", "files")}
+
+
+LAYERED = {  # B opens A, D opens B, C and Program depend on neither
+    "A.fs": "module Proj.A\n\nlet a (x: int) = x + 1\n",
+    "B.fs": "module Proj.B\n\nopen Proj.A\n\nlet b (x: int) = a x * 2\n",
+    "C.fs": "module Proj.C\n\nlet c (x: int) = [x; 3] |> List.map (fun y -> y + x) |> List.sum\n",
+    "D.fs": "module Proj.D\n\nopen Proj.B\n\nlet d (x: int) = b x + 5\n",
+    "Program.fs": "module Proj.Program\n\nopen Proj.C\n\n[<EntryPoint>]\nlet main _ =\n    printfn \"%d\" (c 2)\n    0\n",
+}
+
+
+@pytest.fixture
+def layered(tmp_path: Path) -> Iterator[tuple[Path, Worker, list[str]]]:
+    items = "\n".join(f'    <Compile Include="{name}" />' for name in LAYERED)
+    project = tmp_path / "Layered.fsproj"
+    project.write_text(FSPROJ.format(items=items))
+    for name, text in LAYERED.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    builder = Builder(project)
+    assert builder.build().ok
+    owner = Owner()
+    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    try:
+        yield tmp_path, worker, compiler_arguments(builder, owner)
+    finally:
+        worker.close()
+        owner.close()
+
+
+@pytest.mark.runtime
+def test_an_edit_checks_again_only_the_files_that_depend_on_it_and_writes_the_public_compiles_bytes(
+        layered: tuple[Path, Worker, list[str]]) -> None:
+    folder, worker, args = layered
+    first = worker.compile(args, verify=True)
+    assert first["ok"] and first["note"] is None and first["typecheck"]["checked"] == first["typecheck"]["files"]
+
+    def edit(name: str, old: str, new: str, checked: list[str] | None, ok: bool = True) -> dict[str, Any]:
+        """One edit, compiled; `checked`: the files it must type-check again (None: every file)."""
+        source = folder / name
+        text = source.read_text(encoding="utf-8")
+        assert old in text
+        source.write_text(text.replace(old, new), encoding="utf-8")
+        reply = worker.compile(args, verify=True)  # verify: the public compile's bytes, else a note
+        assert reply["ok"] == ok and reply["note"] is None and reply["driver"] == "kept imports", reply
+        if ok and checked is None:
+            assert reply["typecheck"]["checked"] == reply["typecheck"]["files"]
+        elif ok:
+            assert [Path(p).name for p in reply["typecheck"]["paths"]] == checked, (name, new)
+            assert reply["typecheck"]["checked"] == len(checked)
+        return reply
+
+    edit("B.fs", "a x * 2", "a x * 3", ["B.fs", "D.fs"])  # not C.fs nor Program.fs
+    edit("A.fs", "x + 1", "x + 2", ["A.fs", "B.fs", "D.fs"])
+    edit("C.fs", "let c", "open Proj.A\n\nlet c", ["C.fs", "Program.fs"])  # C.fs now depends on A.fs
+    edit("C.fs", "y + x)", "y + a x)", ["C.fs", "Program.fs"])
+    edit("A.fs", "x + 2", "x + 4", ["A.fs", "B.fs", "C.fs", "D.fs", "Program.fs"])
+    edit("C.fs", "open Proj.A\n\nlet c (x: int) = [x; 3] |> List.map (fun y -> y + a x)",
+         "let c (x: int) = [x; 3] |> List.map (fun y -> y + x)", ["C.fs", "Program.fs"])  # and no longer
+    edit("A.fs", "x + 4", "x + 5", ["A.fs", "B.fs", "D.fs"])
+    reply = edit("B.fs", "a x * 3", "a \"no\" * 3", None, ok=False)
+    assert [(Path(e[0]).name, e[3]) for e in reply["errors"]] == [("B.fs", "FS0001")]
+    edit("B.fs", "a \"no\" * 3", "a x * 4", None)  # nothing was kept from the failed compile
+    edit("D.fs", "b x + 5", "b x + 6", ["D.fs"])
+    edit("B.fs", "let b", "let extra (s: string) = s.Length\n\nlet b", ["B.fs", "D.fs"])
+
+
+@pytest.mark.runtime
+def test_a_project_with_a_signature_file_checks_again_from_the_first_changed_file(
+        layered: tuple[Path, Worker, list[str]]) -> None:
+    """Graph mode with signature files has nodes of its own (the signature seen as an implementation): such a project
+    is checked one file after the other from the first changed file, and from an edited implementation's signature
+    (checked against the last version of it, the kept signature gave other bytes), with the public compile's bytes."""
+    folder, worker, args = layered
+    (folder / "A.fsi").write_text("module Proj.A\n\nval a: x: int -> int\n", encoding="utf-8")
+    source = folder / "Layered.fsproj"
+    source.write_text(source.read_text().replace('<Compile Include="A.fs" />',
+                                                 '<Compile Include="A.fsi" />\n    <Compile Include="A.fs" />'))
+    builder = Builder(source)
+    assert builder.build().ok
+    owner = Owner()
+    try:
+        args = compiler_arguments(builder, owner)
+    finally:
+        owner.close()
+    first = worker.compile(args, verify=True)
+    assert first["ok"] and first["note"] is None and first["typecheck"]["checked"] == first["typecheck"]["files"]
+    for name, old, new, checked in (("B.fs", "a x * 2", "a x * 3", ["B.fs", "C.fs", "D.fs", "Program.fs"]),
+                                    ("A.fs", "x + 1", "x + 2", ["A.fsi", "A.fs", "B.fs", "C.fs", "D.fs", "Program.fs"])):
+        path = folder / name
+        path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+        reply = worker.compile(args, verify=True)
+        assert reply["ok"] and reply["note"] is None, reply
+        assert [Path(p).name for p in reply["typecheck"]["paths"]] == checked
 
 
 INLINE_FILES = {
@@ -207,7 +306,7 @@ def test_the_warm_up_checks_the_incremental_path_and_leaves_its_state_to_the_fir
     source.write_text(source.read_text(encoding="utf-8") + "\nlet addedAfterWarmUp (x: int) = x * 5\n",
                       encoding="utf-8")
     reply = worker.compile(args)  # the save's compile: from the warm-up's kept check, already compared
-    assert reply["ok"] and reply["typecheck"] == {"checked": 2, "files": files}
+    assert reply["ok"] and _counts(reply) == {"checked": 2, "files": files}
     assert not reply.get("spot_checked") and reply["note"] is None
     source.write_text(source.read_text(encoding="utf-8") + "\nlet andAnother (x: int) = x * 6\n", encoding="utf-8")
     reply = worker.compile(args, verify=True)
