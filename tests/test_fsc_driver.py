@@ -15,6 +15,7 @@ from fsrandom import Program
 
 from hotreload.build import Builder
 from hotreload.compiler import Worker, compiler_arguments, output_of
+from hotreload.fsc_driver import KEEP_OPTIMIZATION_FROM
 from hotreload.processes import Owner
 
 FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
@@ -32,6 +33,12 @@ FSPROJ = """<Project Sdk="Microsoft.NET.Sdk">
 def _write(folder: Path, program: Program) -> None:
     for name, text in program.files().items():
         (folder / name).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(autouse=True)
+def _keep_optimization_of_small_projects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These projects are small: without this the compiler's own main3 optimizes them (KEEP_OPTIMIZATION_FROM)."""
+    monkeypatch.setenv("HOTRELOAD_KEEP_OPTIMIZATION_FROM", "0")
 
 
 @pytest.fixture
@@ -341,11 +348,14 @@ def test_keep_imports_off_uses_the_public_compile(tmp_path: Path, monkeypatch: p
 
 
 @pytest.mark.runtime
+@pytest.mark.parametrize("variable, value", [("HOTRELOAD_KEEP_OPTIMIZATION", "0"),
+                                             ("HOTRELOAD_KEEP_OPTIMIZATION_FROM", str(KEEP_OPTIMIZATION_FROM))])
 def test_keep_optimization_off_runs_the_compilers_own_optimization_phase(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`HOTRELOAD_KEEP_OPTIMIZATION=0` (as a missing internal of hotreload.fsc_optimize does): the compiler's own
-    main3, every file optimized, the same bytes."""
-    monkeypatch.setenv("HOTRELOAD_KEEP_OPTIMIZATION", "0")
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
+    """`HOTRELOAD_KEEP_OPTIMIZATION=0` (as a missing internal of hotreload.fsc_optimize does), or a project smaller
+    than KEEP_OPTIMIZATION_FROM (this one, as sample_app): the compiler's own main3, every file optimized, the
+    same bytes."""
+    monkeypatch.setenv(variable, value)
     program = Program(5)
     items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
     project = tmp_path / "Gen.fsproj"
