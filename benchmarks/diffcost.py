@@ -1,0 +1,92 @@
+"""What a save costs after the compile: reading the new build, comparing it with the running one, writing the delta.
+
+Generates a fsgen project of N functions, builds it three times with `dotnet build` (as it is, after a body-only
+edit of one function in the last file, after a function added to the last file), then times in this process, for
+each edit, `load_build` + `diff_builds` + `build_delta` (+ the module-value plan, counted in the session's "diff")
+against the first build as the running one. Printed: the medians over `--repeats` rounds (the first two dropped:
+warm-up), per stage and in all (the issue's "diff+delta").
+
+    .venv/bin/python benchmarks/diffcost.py --functions 5000 --json benchmarks/results/diffcost.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchutil import provenance
+from fsgen import GeneratedProject
+
+from hotreload.baseline import Baseline
+from hotreload.delta import build_delta, load_build
+from hotreload.diff import diff_builds
+from hotreload.module_values import has_module_values, plan
+
+
+def build(project: GeneratedProject, into: Path) -> Path:
+    subprocess.run(["dotnet", "build", "-c", "Debug", "-nologo", "-v:q", str(project.project)], check=True,
+                   capture_output=True)
+    out = next((project.folder / "bin" / "Debug").rglob(f"{project.name}.dll"))
+    into.mkdir()
+    shutil.copy(out, into)
+    shutil.copy(out.with_suffix(".pdb"), into)
+    return into / out.name
+
+
+def measure(running: Path, edited: Path, repeats: int) -> dict[str, float]:
+    old, old_pdb = load_build(str(running))
+    baseline = Baseline(old, old_pdb)
+    rows = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        new, new_pdb = load_build(str(edited))  # a new build object each round: nothing of it is memoized yet
+        t1 = time.perf_counter()
+        diff = diff_builds(old, new, None, (old_pdb, new_pdb))
+        t2 = time.perf_counter()
+        assert diff.new is not None and not diff.refusals
+        build_delta(baseline, diff.new, new_pdb, diff)
+        t3 = time.perf_counter()
+        if has_module_values(diff.new):
+            plan(old, old_pdb, diff.new, new_pdb, [c.key for c in diff.changed], diff.initializer_code, set())
+        t4 = time.perf_counter()
+        rows.append({"load": t1 - t0, "diff": t2 - t1, "delta": t3 - t2, "plan": t4 - t3, "all": t4 - t0})
+    kept = rows[2:] if len(rows) > 3 else rows
+    return {k: round(1000 * statistics.median(r[k] for r in kept), 1) for k in rows[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--functions", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--json", type=Path)
+    opts = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="hotreload-diffcost-") as tmp:
+        root = Path(tmp)
+        project = GeneratedProject(root / "src", opts.functions)
+        project.write()
+        running = build(project, root / "running")
+        last = [fn for fn in project.fns if fn.file == project.file_count - 1]
+        project.edit_constant(last[len(last) // 2])
+        body = build(project, root / "body")
+        source = project.folder / project.file_name(project.file_count - 1)
+        source.write_text(source.read_text() + "\nlet addedByTheBenchmark (x: int) = x * 7 + 1\n")
+        added = build(project, root / "added")
+        result = {"functions": opts.functions, "body_only_ms": measure(running, body, opts.repeats),
+                  "function_added_ms": measure(running, added, opts.repeats)}
+    for name in ("body_only_ms", "function_added_ms"):
+        print(f"{opts.functions} functions, {name[:-3].replace('_', ' ')}: " +
+              ", ".join(f"{k} {v} ms" for k, v in result[name].items()), flush=True)
+    if opts.json:
+        opts.json.parent.mkdir(parents=True, exist_ok=True)
+        opts.json.write_text(json.dumps({"provenance": provenance("dotnet"), **result}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
