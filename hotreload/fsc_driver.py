@@ -6,14 +6,16 @@ and it makes "Encode Interface Data" force the lazily read imports again. This m
 the compiler's own internal steps (FSharp.Compiler.Driver's `main1`, done step by step as this SDK's build does it,
 then its `main2`..`main6` unchanged), and keeps the imports (TcGlobals with the framework TcImports, and each
 project's TcImports of its other references) for as long as the flags and the referenced files are the same. The
-parse and type check of the files before the first edited one are kept too (hotreload.fsc_checkpoints), and so is
-their optimization: `main3` is done step by step as well (hotreload.fsc_optimize), optimizing only from the first
-file type-checked again (`HOTRELOAD_KEEP_OPTIMIZATION=0`: the compiler's own main3).
+parse and type check of every file an edit cannot change are kept too (hotreload.fsc_checkpoints), and so is the
+optimization of the files before the first one checked again: `main3` is done step by step as well
+(hotreload.fsc_optimize) from KEEP_OPTIMIZATION_FROM bytes of sources (`HOTRELOAD_KEEP_OPTIMIZATION=0`: the
+compiler's own main3 always).
 
 The output is byte-identical to the public compile's: the one state the imports carry from compile to compile is
 the generated-name counters of TcGlobals, which are reset before each reuse (otherwise `f@3` becomes `f@3-2`).
-`tests/test_fsc_driver.py` compares both over a corpus of edits; the worker also compares one compile of every
-session's app with the public one before it trusts this path (hotreload.compile_worker).
+`tests/test_fsc_driver.py` compares both over a corpus of edits; the worker's warm-up also compares a compile of
+every session's app, and its incremental check, with the public one before it trusts this path
+(hotreload.compile_worker).
 
 It relies on internals of the SDK's FSharp.Compiler.Service (names and signatures as compiled in 43.12.x):
 `DriverUnavailable` is raised at construction when one is missing, and the worker then uses the public Compile.
