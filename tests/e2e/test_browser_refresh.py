@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -57,7 +58,12 @@ def _edit(path: Path, *pairs: tuple[str, str]) -> None:
 
 
 def _end(proc: subprocess.Popen[str]) -> None:
-    """End `proc` and everything it started, whatever state it is in."""
+    """End `proc` and everything it started, whatever state it is in: Ctrl-C first, as a developer stops it (a
+    SIGKILL leaves the hosted runtime's IPC files in /tmp), then SIGKILL for anything still there."""
+    if proc.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.send_signal(signal.SIGINT)
+            proc.wait(10)
     with contextlib.suppress(psutil.Error):
         family = psutil.Process(proc.pid).children(recursive=True)
         for p in family:
