@@ -6,6 +6,7 @@ references only once; a compile checks again only the changed files and the file
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -41,22 +42,30 @@ def _keep_optimization_of_small_projects(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("HOTRELOAD_KEEP_OPTIMIZATION_FROM", "0")
 
 
-@pytest.fixture
-def generated(tmp_path: Path) -> Iterator[tuple[Program, Path, Worker, list[str]]]:
-    program = Program(23)
-    items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
-    project = tmp_path / "Gen.fsproj"
+@contextlib.contextmanager
+def _warm_project(folder: Path, name: str, files: dict[str, str]) -> Iterator[tuple[Worker, list[str]]]:
+    """A project of `files` in `folder`, built once by `dotnet build`, with a compiler worker and fsc's arguments."""
+    items = "\n".join(f'    <Compile Include="{file}" />' for file in files)
+    project = folder / f"{name}.fsproj"
     project.write_text(FSPROJ.format(items=items))
-    _write(tmp_path, program)
+    for file, text in files.items():
+        (folder / file).write_text(text, encoding="utf-8")
     builder = Builder(project)
     assert builder.build().ok
     owner = Owner()
-    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
+    worker = Worker(folder, folder / "worker.log", owner)
     try:
-        yield program, tmp_path, worker, compiler_arguments(builder, owner)
+        yield worker, compiler_arguments(builder, owner)
     finally:
         worker.close()
         owner.close()
+
+
+@pytest.fixture
+def generated(tmp_path: Path) -> Iterator[tuple[Program, Path, Worker, list[str]]]:
+    program = Program(23)
+    with _warm_project(tmp_path, "Gen", program.files()) as (worker, args):
+        yield program, tmp_path, worker, args
 
 
 @pytest.mark.runtime
@@ -133,20 +142,8 @@ LAYERED = {  # B opens A, D opens B, C and Program depend on neither
 
 @pytest.fixture
 def layered(tmp_path: Path) -> Iterator[tuple[Path, Worker, list[str]]]:
-    items = "\n".join(f'    <Compile Include="{name}" />' for name in LAYERED)
-    project = tmp_path / "Layered.fsproj"
-    project.write_text(FSPROJ.format(items=items))
-    for name, text in LAYERED.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    builder = Builder(project)
-    assert builder.build().ok
-    owner = Owner()
-    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
-    try:
-        yield tmp_path, worker, compiler_arguments(builder, owner)
-    finally:
-        worker.close()
-        owner.close()
+    with _warm_project(tmp_path, "Layered", LAYERED) as (worker, args):
+        yield tmp_path, worker, args
 
 
 @pytest.mark.runtime
@@ -256,17 +253,7 @@ def test_kept_optimization_of_earlier_files_writes_the_public_compiles_bytes(tmp
     """The optimization of the files before the first edited one is reused (hotreload.fsc_optimize), and the bytes
     stay the public compile's over edits in the first, middle and last files, an inline function's users and the
     inline function itself, and an error then its fix (with pipelines in every file: the optimizer numbers them)."""
-    items = "\n".join(f'    <Compile Include="{name}" />' for name in INLINE_FILES)
-    project = tmp_path / "Gen.fsproj"
-    project.write_text(FSPROJ.format(items=items))
-    for name, text in INLINE_FILES.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
-    builder = Builder(project)
-    assert builder.build().ok
-    owner = Owner()
-    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
-    try:
-        args = compiler_arguments(builder, owner)
+    with _warm_project(tmp_path, "Gen", INLINE_FILES) as (worker, args):
         first = worker.compile(args)
         assert first["ok"] and first["driver"] == "kept imports", first
         files = first["optimization"]["files"]  # the obj folder's two generated files, then ours
@@ -293,9 +280,6 @@ def test_kept_optimization_of_earlier_files_writes_the_public_compiles_bytes(tmp
         edit("Middle.fs", "\nlet broken: int = \"no\"\n", "\n", files)  # nothing kept from the failed compile
         edit("Later.fs", "countdown 4", "countdown 5", 2)
         edit("Inline.fs", "f (f x)", "f (f (f x))", 4)
-    finally:
-        worker.close()
-        owner.close()
 
 
 @pytest.mark.runtime
@@ -357,16 +341,7 @@ def test_keep_optimization_off_runs_the_compilers_own_optimization_phase(
     same bytes."""
     monkeypatch.setenv(variable, value)
     program = Program(5)
-    items = "\n".join(f'    <Compile Include="{name}" />' for name in program.files())
-    project = tmp_path / "Gen.fsproj"
-    project.write_text(FSPROJ.format(items=items))
-    _write(tmp_path, program)
-    builder = Builder(project)
-    assert builder.build().ok
-    owner = Owner()
-    worker = Worker(tmp_path, tmp_path / "worker.log", owner)
-    try:
-        args = compiler_arguments(builder, owner)
+    with _warm_project(tmp_path, "Gen", program.files()) as (worker, args):
         assert worker.driver == "kept imports" and worker.note is None
         for _ in range(2):
             reply = worker.compile(args, verify=True)
@@ -374,6 +349,3 @@ def test_keep_optimization_off_runs_the_compilers_own_optimization_phase(
             assert "interface data, optimization" in dict(reply["phases"])
             program.random_edit()
             _write(tmp_path, program)
-    finally:
-        worker.close()
-        owner.close()
