@@ -70,7 +70,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL_MS = 20
@@ -138,10 +138,23 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-class Watcher:
+class Watched(Protocol):
+    """What `environment` and `Watcher` need of a case: a name (folders, threads) and whether it is dotnet watch."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dotnet_watch(self) -> bool: ...
+
+
+W = TypeVar("W", bound=Watched)
+
+
+class Watcher(Generic[W]):
     """A watcher subprocess in its own process group, its stdout lines timestamped on arrival by a thread."""
 
-    def __init__(self, tool: Tool | WebTool, workdir: Path, env: dict[str, str], argv: list[str] | None = None) -> None:
+    def __init__(self, tool: W, workdir: Path, env: dict[str, str], argv: list[str] | None = None) -> None:
         self.tool = tool
         self.workdir = workdir
         self.lines: list[tuple[float, str]] = []
@@ -221,7 +234,7 @@ class Result:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-def environment(tool: Tool | WebTool, root: Path) -> dict[str, str]:
+def environment(tool: Watched, root: Path) -> dict[str, str]:
     """The caller's environment, quiet; dotnet watch must set DOTNET_MODIFIABLE_ASSEMBLIES itself. Each tool gets a
     temporary folder under `root` (removed with it): dotnet watch and the .NET processes it starts leave folders
     and IPC files in theirs when stopped (hotreload gives the processes it starts private ones itself)."""

@@ -64,7 +64,7 @@ class Target:
     """A project to measure and how to make its edits: `edit(place, n)` changes one function body in the first,
     middle or last file (place 0, 1, 2), the n-th time."""
 
-    def __init__(self, label: str, project: Path, files: int, edit: Callable[[int, int], None]) -> None:
+    def __init__(self, label: str, project: Path, files: int, edit: Callable[[int, int], object]) -> None:
         self.label, self.project, self.files, self.edit = label, project, files, edit
 
 
@@ -85,7 +85,7 @@ def flat_target(root: Path, functions: int) -> Target:
     gen.write()
     files = [0, gen.file_count // 2, gen.file_count - 1]
     return Target(f"fsgen {functions} functions", gen.project, gen.file_count,
-                  lambda place, n: gen.edit_constant(gen.pick(ARITH, files[place])) and None)
+                  lambda place, n: gen.edit_constant(gen.pick(ARITH, files[place])))
 
 
 def layered_target(root: Path, files: int, group: int = 0) -> Target:
@@ -93,7 +93,7 @@ def layered_target(root: Path, files: int, group: int = 0) -> Target:
     gen.write()
     where = [0, files // 2, files - 1]
     label = f"{files} layered files" + (f", features of {group}" if group else "")
-    return Target(label, gen.project, files, lambda place, n: gen.edit_score(where[place]) and None)
+    return Target(label, gen.project, files, lambda place, n: gen.edit_score(where[place]))
 
 
 PATHS = ("public", "kept imports")

@@ -81,7 +81,7 @@ def measure(case: Case, runs: int, root: Path) -> dict[str, Any]:
     work = root / case.name
     shutil.copytree(case.folder, work, ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
     argv = [sys.executable, "-m", "hotreload", "watch", str(work / case.target), "--", *case.args]
-    watcher = Watcher(case, work, environment(case), argv)  # type: ignore[arg-type]
+    watcher = Watcher(case, work, environment(case, root), argv)
     edits: list[dict[str, Any]] = []
     try:
         if watcher.wait_for(lambda line: "[hotreload] ready" in line or "restart policy" in line, 0,
@@ -93,7 +93,7 @@ def measure(case: Case, runs: int, root: Path) -> dict[str, Any]:
             start = watcher.mark()
             (work / case.source).write_text(case.edit(original, k))
             saved = time.perf_counter()
-            seen = watcher.wait_for(lambda line, k=k: case.shows(line, k), start, EDIT_TIMEOUT_S)
+            seen = watcher.wait_for(lambda line: case.shows(line, k), start, EDIT_TIMEOUT_S)  # noqa: B023 (waited here)
             applied = watcher.wait_for(lambda line: "[hotreload] applied" in line, start, EDIT_TIMEOUT_S)
             record: dict[str, Any] = {"edit": k, "warm_up": k == 0,
                                       "latency_s": round(seen[0] - saved, 4) if seen else None,

@@ -80,7 +80,7 @@ def _warm_up_service(out: Path, incremental_bytes: bytes) -> FscService:
         return {"ok": True, "errors": [], "failure": None, "seconds": 0.1, "phases": [],
                 "typecheck": {"checked": 2 if again else 4, "files": 4}}
 
-    service.driver.compile = kept  # type: ignore[union-attr]
+    service.driver.compile = kept  # type: ignore[union-attr, method-assign]
     return service
 
 

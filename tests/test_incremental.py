@@ -58,8 +58,8 @@ def test_fast_path_gives_the_full_comparisons_result(build_farm: BuildFarm, monk
         result = diff_builds(old, new, None, (old_pdb, new_pdb))
         with monkeypatch.context() as patched:
             patched.setattr(diff_module, "same_structure", lambda old, new: False)
-            full = diff_builds(*(load_build(str(builds[n].dll))[0] for n in (old_name, new_name)), None,
-                               (old_pdb, new_pdb))
+            fresh_old, fresh_new = (load_build(str(builds[n].dll))[0] for n in (old_name, new_name))
+            full = diff_builds(fresh_old, fresh_new, None, (old_pdb, new_pdb))
         assert _summary(result) == _summary(full), (old_name, new_name)
         if fast:
             fast_pairs.append(new_name)
@@ -84,7 +84,12 @@ def test_a_longer_string_moves_later_strings_but_only_its_function_changes(fshar
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[bool] = []
     real = diff_module.same_structure
-    monkeypatch.setattr(diff_module, "same_structure", lambda old, new: seen.append(real(old, new)) or seen[-1])
+
+    def recorded(old: Any, new: Any) -> bool:
+        seen.append(real(old, new))
+        return seen[-1]
+
+    monkeypatch.setattr(diff_module, "same_structure", recorded)
     project = fsharp_project({"Strings.fs": STRINGS})
     outcome = project.edit("Strings.fs", STRINGS.replace('"a"', '"a much longer first string"'))
     assert outcome.methods == ["Demo.Strings.first"] and seen == [True]

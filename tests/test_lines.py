@@ -177,7 +177,12 @@ def test_pdb_delta_rows_are_keyed_by_running_rid(fsharp_project: Any) -> None:
     lines = p.session.updater.lines
     captured: list[bytes] = []
     original = lines.applied
-    lines.applied = lambda data: captured.append(data) or original(data)  # type: ignore[method-assign]
+
+    def capture(data: bytes) -> str | None:
+        captured.append(data)
+        return original(data)
+
+    lines.applied = capture  # type: ignore[method-assign]
     p.edit("Lib.fs", insert_in_boom(SRC, ["let y = x"]))
     methods, names = read_pdb_delta(captured[0], {})
     boom, below, pad = (p.session.app.find_method(f"Demo.Lib.{f}").MetadataToken & 0xFFFFFF

@@ -117,15 +117,17 @@ def test_unicode_identifiers_and_strings(fsharp_project: Callable[..., object]) 
     assert project.call("Demo.Unicode.grüße an alle", "Zoë") == "Grüß dich, Zoë — 한국어"  # type: ignore[attr-defined]
 
 
-def test_a_rejected_update_stops_all_further_updates(hotreload_session: Callable[..., hotreload.Session]) -> None:
+def test_a_rejected_update_stops_all_further_updates(hotreload_session: Callable[..., hotreload.Session],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     s = hotreload_session(SAMPLE)
     assert s.updater is not None
     real = s.updater.applier.apply
     # a delta the runtime must reject: its metadata tables scrambled past the header
-    s.updater.applier.apply = lambda asm, md, il, pdb: real(asm, md[:40] + b"\xff" * (len(md) - 40), il, pdb)
+    monkeypatch.setattr(s.updater.applier, "apply",
+                        lambda asm, md, il, pdb: real(asm, md[:40] + b"\xff" * (len(md) - 40), il, pdb))
     with pytest.raises(hotreload.UpdateFailed, match="rejected generation 1.*restart"):
         s.edit("Greeting.fs", MULTIPLIER, "let multiplier () = 3")
-    s.updater.applier.apply = real
+    monkeypatch.undo()
     with pytest.raises(hotreload.UpdateFailed, match="needs a restart|earlier update failed"):
         s.edit("Greeting.fs", "let multiplier () = 3", "let multiplier () = 4")  # nothing more is applied
     assert s.update_count == 0 and s.generation == 0

@@ -156,12 +156,18 @@ def test_a_top_level_programs_code_is_startup_code(tmp_path: Path, dotnet_runtim
         outcome = session.edit("Top.fs", 'printfn "starting %s" title', 'printfn "starting %s!" title')
         assert outcome.kind == OutcomeKind.APPLIED and outcome.needs_restart
         assert outcome.next_call == ["the top-level code of Demo.Top"], outcome.next_call
-        before = session.call("Demo.Top.get_loops")
+
+        def loops() -> int:
+            count = session.call("Demo.Top.get_loops")
+            assert isinstance(count, int), count
+            return count
+
+        before = loops()
         session.edit("Top.fs", "let step () = 1", "let step () = 1000")
         deadline = time.monotonic() + 10
-        while session.call("Demo.Top.get_loops") < before + 1000 and time.monotonic() < deadline:
+        while loops() < before + 1000 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert session.call("Demo.Top.get_loops") >= before + 1000
+        assert loops() >= before + 1000
     finally:
         session.call("Demo.Top.requestStop")
         assert session.app is not None and session.app.thread is not None

@@ -22,6 +22,13 @@ SOLUTION = Path(__file__).resolve().parent / "solution_app"
 REPORT = "App.Program.report"
 
 
+def _report(solution: Session, tick: int) -> str:
+    """The app's report line for `tick`, called through the session (a string, or the test fails here)."""
+    line = solution.call(REPORT, tick)
+    assert isinstance(line, str), line
+    return line
+
+
 def _copy(dest: Path) -> Path:
     shutil.copytree(SOLUTION, dest, ignore=shutil.ignore_patterns("bin", "obj", ".hotreload"))
     return dest
@@ -76,7 +83,7 @@ def test_the_closure_is_loaded_in_build_order(solution: Session) -> None:
     assert {n.name: sorted(r.name for r in n.references) for n in nodes}["Left.fsproj"] == ["Core.fsproj"]
     assert [p.name for p in solution.parts][-1] == "App.dll"
     assert sorted(p.name for p in solution.parts) == ["App.dll", "Core.dll", "Left.dll", "Right.dll"]  # not C#
-    assert solution.call(REPORT, 1) == "tick 1 | core:left 2 | core:right 2 | home 1 | == shapes == | hello f#"
+    assert _report(solution, 1) == "tick 1 | core:left 2 | core:right 2 | home 1 | == shapes == | hello f#"
     assert solution.call("Shapes.Core.twice", 4) == 8  # a library's function, by its name
 
 
@@ -86,7 +93,7 @@ def test_a_library_body_edit_compiles_and_updates_only_that_library(solution: Se
     assert outcome.kind == OutcomeKind.APPLIED and list(outcome.assemblies) == ["Core.dll"]
     assert outcome.methods == ["Shapes.Core.twice"]
     assert solution.compiler.compiled == ["Core.fsproj"]  # its interface is as it was: nothing else compiled
-    assert solution.call(REPORT, 1).startswith("tick 1 | core:left 3 | core:right 2")  # Left's code calls the new one
+    assert _report(solution, 1).startswith("tick 1 | core:left 3 | core:right 2")  # Left's code calls the new one
     assert solution.generation == 0  # the app's own assembly is untouched
 
 
@@ -101,7 +108,7 @@ def test_adding_to_a_library_and_using_it_from_the_app_is_one_update(solution: S
     assert "+Shapes.Core.shout" in outcome.methods and "App.Program.report" in outcome.methods
     # Core's interface changed: every project built against it was compiled again, each after what it uses
     assert solution.compiler.compiled == ["Core.fsproj", "Left.fsproj", "Right.fsproj", "App.fsproj"]
-    assert "| == SHAPES ==! |" in solution.call(REPORT, 2)
+    assert "| == SHAPES ==! |" in _report(solution, 2)
 
 
 def test_a_diamond_edit_through_both_sides(solution: Session) -> None:
@@ -112,37 +119,37 @@ def test_a_diamond_edit_through_both_sides(solution: Session) -> None:
     outcome = solution.reload()
     assert outcome.kind == OutcomeKind.APPLIED, outcome
     assert list(outcome.assemblies) == ["Core.dll", "Left.dll", "Right.dll"]
-    assert solution.call(REPORT, 1).startswith("tick 1 | <core:left 3> | <core:right 2> |")
+    assert _report(solution, 1).startswith("tick 1 | <core:left 3> | <core:right 2> |")
 
 
 def test_a_library_that_does_not_compile_leaves_everything_running(solution: Session) -> None:
-    before = solution.call(REPORT, 5)
+    before = _report(solution, 5)
     _write(solution, "Right/Right.fs", "(x + 1)", "(x + nope)")
     outcome = solution.reload()
     assert outcome.kind == OutcomeKind.COMPILE_ERROR
     assert [(Path(e.file).name, e.code) for e in outcome.errors] == [("Right.fs", "FS0039")]
-    assert solution.call(REPORT, 5) == before
+    assert _report(solution, 5) == before
     _write(solution, "Right/Right.fs", "(x + nope)", "(x + 10)")
     fixed = solution.reload()
     assert fixed.kind == OutcomeKind.APPLIED and list(fixed.assemblies) == ["Right.dll"]
-    assert "<core:right 15>" in solution.call(REPORT, 5)
+    assert "<core:right 15>" in _report(solution, 5)
 
 
 INTERFACE = "        interface System.IDisposable with\n            member _.Dispose() = ()\n"
 
 
 def test_a_refused_library_edit_refuses_the_whole_save(solution: Session) -> None:
-    before = solution.call(REPORT, 7)
+    before = _report(solution, 7)
     _write(solution, "Core/Core.fs", "        member _.Name", INTERFACE + "        member _.Name")
     _write(solution, "App/Program.fs", "tick %d", "TICK %d")
     with pytest.raises(EditRefused) as refused:
         solution.edit("../Left/Left.fs", "module Left =", "module Left =\n")  # any save: the refusal is the others'
     assert "interface change in Shapes.Core.Named" in str(refused.value) and "Core.fs:" in str(refused.value)
-    assert solution.call(REPORT, 7) == before  # not even the app's part of it was applied
+    assert _report(solution, 7) == before  # not even the app's part of it was applied
     _write(solution, "Core/Core.fs", INTERFACE, "")
     outcome = solution.reload()
     assert outcome.kind == OutcomeKind.APPLIED and "App.dll" in outcome.assemblies
-    assert solution.call(REPORT, 7).startswith("TICK 7")
+    assert _report(solution, 7).startswith("TICK 7")
 
 
 def test_a_file_added_to_a_glob_is_compiled_without_dotnet_build(solution: Session) -> None:
@@ -152,7 +159,7 @@ def test_a_file_added_to_a_glob_is_compiled_without_dotnet_build(solution: Sessi
     _write(solution, "App/Program.fs", "(Pages.Home.render tick)", "(Pages.Home.render tick + Pages.About.render ())")
     outcome = solution.reload()
     assert outcome.kind == OutcomeKind.APPLIED, outcome
-    assert "| home 3about |" in solution.call(REPORT, 3)
+    assert "| home 3about |" in _report(solution, 3)
     lines = solution.report.lines  # type: ignore[attr-defined]
     assert any("MSBuild gave the compile list again" in line for line in lines)
     assert not any("building with dotnet build" in line for line in lines)
@@ -193,13 +200,13 @@ def test_a_package_that_cannot_be_restored_is_a_build_error_and_the_session_goes
     failed = solution.reload()
     assert failed.kind == OutcomeKind.COMPILE_ERROR
     assert any(e.code == "NU1101" and "Hotreload.NoSuch.Package" in e.message for e in failed.errors), failed.errors
-    before = solution.call(REPORT, 2)
+    before = _report(solution, 2)
     _write(solution, "Left/Left.fsproj", '\n    <PackageReference Include="Hotreload.NoSuch.Package" Version="9.9.9" />',
            "")
     _write(solution, "Left/Left.fs", '("left "', '("LEFT "')
     fixed = solution.reload()
     assert fixed.kind == OutcomeKind.APPLIED and "Left.dll" in fixed.assemblies, fixed
-    assert solution.call(REPORT, 2) == before.replace("core:left", "core:LEFT")
+    assert _report(solution, 2) == before.replace("core:left", "core:LEFT")
 
 
 def test_the_pytest_fixture_copies_the_whole_solution(hotreload_session: Callable[..., Session]) -> None:
@@ -207,7 +214,7 @@ def test_the_pytest_fixture_copies_the_whole_solution(hotreload_session: Callabl
     assert s.project.parent.parent != SOLUTION and (s.project.parent.parent / "Core" / "Core.fs").exists()
     assert (s.project.parent.parent / "Shared" / "Banner.fs").exists()  # the linked file too
     s.edit("../Right/Right.fs", "(x + 1)", "(x + 100)")
-    assert "core:right 101" in str(s.call(REPORT, 1))
+    assert "core:right 101" in _report(s, 1)
     assert "(x + 1)" in (SOLUTION / "Right" / "Right.fs").read_text()  # the repository's copy is untouched
 
 

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import psutil
 
@@ -126,6 +126,12 @@ class Output:
                 return item
         raise AssertionError(f"no {what} within {timeout:.0f} s (exit code {self.proc.poll()}); seen:\n"
                              + "\n".join(map(str, self.seen[-40:])))
+
+    @overload
+    def wait(self, event: str, text: None = None, timeout: float = 120) -> dict[str, Any]: ...
+
+    @overload
+    def wait(self, event: None = None, *, text: str, timeout: float = 120) -> str: ...
 
     def wait(self, event: str | None = None, text: str | None = None, timeout: float = 120) -> dict[str, Any] | str:
         """The next event named `event` (or output line containing `text`)."""

@@ -7,7 +7,7 @@ Layout as the runtime and System.Reflection.Metadata read it: metadata root, str
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
 from .schema import SCHEMA, TABLE_COUNT, T, split_token
@@ -144,7 +144,7 @@ def check_added_rows(rids: dict[T, list[int]], row_counts: Sequence[int]) -> Non
             raise DeltaInvariantError(f"{t.name} rows added as {added} after {row_counts[t]} rows")
 
 
-def _sorted_mask(tables: dict[T, list[tuple[int, ...]]]) -> int:
+def _sorted_mask(tables: Mapping[T, Sequence[tuple[int, ...]]]) -> int:
     """Sorted-table bits: a delta's CustomAttribute rows are in row-id order (as Roslyn and SRM write them, the
     bit always clear); any other table's bit is set unless its rows are out of key order."""
     mask = 0
@@ -155,7 +155,7 @@ def _sorted_mask(tables: dict[T, list[tuple[int, ...]]]) -> int:
     return mask
 
 
-def write_tables(tables: dict[T, list[tuple[int, ...]]]) -> bytes:
+def write_tables(tables: Mapping[T, Sequence[tuple[int, ...]]]) -> bytes:
     """The `#-` stream of a minimal delta: every heap/row/coded index is 4 bytes wide."""
     present = [t for t in sorted(tables) if tables[t]]
     valid = 0

@@ -121,7 +121,7 @@ def time_limit(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 0.001))
 
 
-def reads_or_refuses(read: Callable[[bytes], None], data: bytes) -> None:
+def reads_or_refuses(read: Callable[[bytes], object], data: bytes) -> None:
     """The property: `read` succeeds or raises BadImageError with a message, in bounded time and memory.
 
     Memory is traced during the read only: tracing Hypothesis' own work as well would make the tests 5x slower.
