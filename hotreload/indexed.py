@@ -6,7 +6,7 @@ import struct
 from collections.abc import Iterable
 from functools import cached_property
 
-from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body, token_offsets
+from .metadata.il import TOKEN_KINDS, MethodBody, instructions, parse_body, split_tokens
 from .metadata.reader import Assembly
 from .metadata.schema import (
     HasCustomAttribute,
@@ -147,15 +147,15 @@ class Build:
 
     @cached_property
     def types(self) -> dict[str, int]:
-        return {self.names.key(T.TypeDef, i): i for i in range(1, len(self.asm.md.rows(T.TypeDef)) + 1)}
+        return {key: i for i, key in enumerate(self.names.keys_of(T.TypeDef), 1)}
 
     @cached_property
     def methods(self) -> dict[str, int]:
-        return {self.names.key(T.MethodDef, i): i for i in range(1, len(self.asm.md.rows(T.MethodDef)) + 1)}
+        return {key: i for i, key in enumerate(self.names.keys_of(T.MethodDef), 1)}
 
     @cached_property
     def fields(self) -> dict[str, int]:
-        return {self.names.key(T.Field, i): i for i in range(1, len(self.asm.md.rows(T.Field)) + 1)}
+        return {key: i for i, key in enumerate(self.names.keys_of(T.Field), 1)}
 
     def body(self, rid: int) -> MethodBody | None:
         rva = self.asm.md.row(T.MethodDef, rid)[0]
@@ -168,19 +168,15 @@ class Build:
             if body is None:
                 self._normalized[rid] = ()
             else:
-                code = bytearray(body.code)
-                refs: list[str] = []
-                token_key = self.names.token_key
-                for at in token_offsets(body.code):
-                    refs.append(token_key(int.from_bytes(code[at:at + 4], "little")))
-                    code[at:at + 4] = b"\0\0\0\0"
+                code, tokens = split_tokens(bytes(body.code))
+                refs = tuple(map(self.names.token_key, tokens))
                 locals_key = self.names.token_key(body.local_sig) if body.local_sig else ""
                 clauses = tuple(
                     (c.flags, c.try_offset, c.try_length, c.handler_offset, c.handler_length,
                      self.names.token_key(c.class_token_or_filter) if c.flags == 0 and c.class_token_or_filter
                      else c.class_token_or_filter)
                     for c in body.clauses)
-                self._normalized[rid] = (bytes(code), tuple(refs), locals_key, clauses, body.max_stack,
+                self._normalized[rid] = (code, refs, locals_key, clauses, body.max_stack,
                                          body.init_locals)
         return self._normalized[rid]
 

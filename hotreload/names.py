@@ -35,14 +35,19 @@ class Names:
         # generated names carry source lines, so an entity that only moved has a new name in a new build)
         self.renames = renames or {}
         self._cache: dict[tuple[int, int], str] = {}
-        self._raw: dict[tuple[int, int], str] = {}  # (table, row) -> this build's simple name
+        self._raw: dict[int, list[str]] = {}  # table -> this build's simple names, by row - 1
         self._typedefs: dict[int, str] = {}  # TypeDef row -> its full name (with renames)
+        # #Blob offset -> canonical signature: a few hundred distinct signatures serve thousands of members
+        self._sigs: dict[int, str] = {}
+        self._attributes: dict[tuple[int, int], str] = {}  # (constructor, value blob) -> attribute key
+        self._tokens: dict[int, str] = {}  # metadata token -> key (user strings too: never carried to another build)
 
     def carried_to(self, asm: Assembly) -> Names:
         """These names for `asm`, a build with the same rows, names and signatures (user strings may differ)."""
         names = Names(asm, self.renames)
         names._cache = self._cache  # entity keys only: user-string keys are never cached
         names._raw, names._typedefs = self._raw, self._typedefs
+        names._sigs, names._attributes = self._sigs, self._attributes
         for name in ("enclosing", "method_owner", "field_owner"):
             if name in self.__dict__:
                 names.__dict__[name] = self.__dict__[name]
@@ -54,23 +59,30 @@ class Names:
         self._cache = {k: v for k, v in other._cache.items() if "@" not in v}
         self._raw = other._raw  # names as the build gives them: renames aside
         self._typedefs = {k: v for k, v in other._typedefs.items() if "@" not in v}
+        self._sigs = {k: v for k, v in other._sigs.items() if "@" not in v}
+        self._attributes = {k: v for k, v in other._attributes.items() if "@" not in v}
         for name in ("enclosing", "method_owner", "field_owner"):
             if name in other.__dict__:
                 self.__dict__[name] = other.__dict__[name]
 
     def own_name(self, table: T, row: int) -> str:
         """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
-        renamed = self.renames.get((int(table), row))
-        return renamed if renamed is not None else self.raw_name(table, row)
+        if self.renames:
+            renamed = self.renames.get((int(table), row))
+            if renamed is not None:
+                return renamed
+        return self.raw_name(table, row)
 
     def raw_name(self, table: T, row: int) -> str:
-        """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames; memoized: a structural
-        save's comparison asks for each many times)."""
-        key = (table, row)
-        name = self._raw.get(key)
-        if name is None:
-            name = self._raw[key] = self.md.string(self.md.row(table, row)[_NAME_COLUMN[table]])
-        return name
+        """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames). The whole table's names
+        are read at the first question: a structural save's comparison asks for nearly all of them, many times."""
+        names = self._raw.get(table)
+        if names is None:
+            column, string = _NAME_COLUMN[table], self.md.string
+            names = self._raw[table] = [string(r[column]) for r in self.md.rows(table)]
+        if not 1 <= row <= len(names):
+            self.md.row(table, row)  # raises BadImageError naming the table and row
+        return names[row - 1]
 
     def depth(self, rid: int) -> int:
         """How many types TypeDef `rid` is nested in."""
@@ -133,7 +145,10 @@ class Names:
         return f"[.]{full}"
 
     def sig(self, blob_offset: int) -> str:
-        return self.canonical_sig(self.md.blob(blob_offset))
+        found = self._sigs.get(blob_offset)
+        if found is None:
+            found = self._sigs[blob_offset] = self.canonical_sig(self.md.blob(blob_offset))
+        return found
 
     def canonical_sig(self, blob: bytes) -> str:
         return map_signature(blob, self._type_placeholder).decode("latin-1")
@@ -149,11 +164,33 @@ class Names:
             cached = self._cache[ck] = self._compute(T(table), row)
         return cached
 
+    def keys_of(self, table: T) -> list[str]:
+        """The key of every row of TypeDef, MethodDef or Field, in row order: what `key` gives one by one, in one
+        loop (a structural save indexes every member of the new build)."""
+        cache, rows = self._cache, self.md.rows(table)
+        t = int(table)
+        if table == T.TypeDef:
+            return [self.key(table, i) for i in range(1, len(rows) + 1)]
+        owners, sig_column, prefix = ((self.method_owner, 4, "M:") if table == T.MethodDef else
+                                      (self.field_owner, 2, "F:"))
+        typedef_name, own_name, sig = self.typedef_name, self.own_name, self.sig
+        out: list[str] = []
+        for i, row in enumerate(rows, 1):
+            found = cache.get((t, i))
+            if found is None:
+                own = own_name(table, i).replace("|", _BAR)
+                found = cache[(t, i)] = f"{prefix}{typedef_name(owners[i])}::{own}|{sig(row[sig_column])}"
+            out.append(found)
+        return out
+
     def token_key(self, tok: int) -> str:
-        table, row = split_token(tok)
-        if table == 0x70:
-            return "US:" + self.md.user_string(row)
-        return self.key(table, row)
+        """The key of what a metadata token names (a user string's is its text); memoized per token, since bodies
+        name the same members over and over."""
+        found = self._tokens.get(tok)
+        if found is None:
+            table, row = split_token(tok)
+            found = self._tokens[tok] = "US:" + self.md.user_string(row) if table == 0x70 else self.key(table, row)
+        return found
 
     def _compute(self, t: T, row: int) -> str:
         md = self.md
@@ -198,9 +235,13 @@ class Names:
     # ---- convenience ------------------------------------------------------------------------------
     def attribute_key(self, ca_row: tuple[int, ...]) -> str:
         """Identity of a custom attribute: its constructor plus its value blob."""
-        table, row = CustomAttributeType.decode(ca_row[1])
-        assert table is not None
-        return f"{self.key(table, row)}={self.md.blob(ca_row[2]).hex()}"
+        memo = (ca_row[1], ca_row[2])
+        found = self._attributes.get(memo)
+        if found is None:
+            table, row = CustomAttributeType.decode(ca_row[1])
+            assert table is not None
+            found = self._attributes[memo] = f"{self.key(table, row)}={self.md.blob(ca_row[2]).hex()}"
+        return found
 
     def extends_key(self, coded: int) -> str:
         table, row = TypeDefOrRef.decode(coded)

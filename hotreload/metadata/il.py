@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .errors import BadImageError
 
@@ -147,6 +148,22 @@ def token_offsets(code: bytes) -> list[int]:
     if pos > n:
         raise BadImageError("truncated operand at the end of the IL")
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def split_tokens(code: bytes) -> tuple[bytes, tuple[int, ...]]:
+    """`code` with its token operands zeroed, and those tokens in order: a body's identity apart from what its
+    tokens name. Memoized on the bytes (a pure function): most bodies of a new build are byte-identical to a
+    running one's, and a structural save splits every body. Raises BadImageError as `instructions` does."""
+    offsets = token_offsets(code)
+    if not offsets:
+        return code, ()
+    zeroed = bytearray(code)
+    tokens = []
+    for at in offsets:
+        tokens.append(int.from_bytes(code[at:at + 4], "little"))
+        zeroed[at:at + 4] = b"\0\0\0\0"
+    return bytes(zeroed), tuple(tokens)
 
 
 def map_tokens(code: bytes, fn: Callable[[str, int], int]) -> bytes:

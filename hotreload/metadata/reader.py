@@ -185,6 +185,17 @@ class MetadataImage:
 
     # ---- heaps ----------------------------------------------------------------------------------
     def string(self, offset: int) -> str:
+        """The #Strings entry at `offset` (memoized: a structural save reads each name many times)."""
+        found = self._strings.get(offset)
+        if found is None:
+            found = self._strings[offset] = self._read_string(offset)
+        return found
+
+    @cached_property
+    def _strings(self) -> dict[int, str]:
+        return {}
+
+    def _read_string(self, offset: int) -> str:
         heap = self.strings_heap
         if offset >= len(heap):
             if offset == 0:
