@@ -3,7 +3,8 @@
 Generates a fsgen project of N functions, builds it three times with `dotnet build` (as it is, after a body-only
 edit of one function in the last file, after a function added to the last file), then times in this process, for
 each edit, `load_build` + `diff_builds` + `build_delta` (+ the module-value plan, counted in the session's "diff")
-against the first build as the running one. Printed: the medians over `--repeats` rounds (the first two dropped:
+as a session makes its saves: the edit saved, undone, saved again, each compared with what the save before left
+running (see `measure`). Printed: the medians over `--repeats` rounds (the first two dropped:
 warm-up), per stage and in all (the issue's "diff+delta").
 
     .venv/bin/python benchmarks/diffcost.py --functions 5000 --json benchmarks/results/diffcost.json
@@ -40,22 +41,30 @@ def build(project: GeneratedProject, into: Path) -> Path:
 
 
 def measure(running: Path, edited: Path, repeats: int) -> dict[str, float]:
+    """`repeats` saves of the edit, as a session makes them: the user saves the edit, then undoes it, again and
+    again; each save is compared with what the one before left running (`Diff.new`, with the indexes, names and
+    normalized bodies the session keeps between saves) and each delta advances the baseline. Only the saves of
+    the edit (running -> edited) are timed; the undo saves keep the session's state as it would be."""
     old, old_pdb = load_build(str(running))
     baseline = Baseline(old, old_pdb)
     rows = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        new, new_pdb = load_build(str(edited))  # a new build object each round: nothing of it is memoized yet
-        t1 = time.perf_counter()
-        diff = diff_builds(old, new, None, (old_pdb, new_pdb))
-        t2 = time.perf_counter()
-        assert diff.new is not None and not diff.refusals
-        build_delta(baseline, diff.new, new_pdb, diff)
-        t3 = time.perf_counter()
-        if has_module_values(diff.new):
-            plan(old, old_pdb, diff.new, new_pdb, [c.key for c in diff.changed], diff.initializer_code, set())
-        t4 = time.perf_counter()
-        rows.append({"load": t1 - t0, "diff": t2 - t1, "delta": t3 - t2, "plan": t4 - t3, "all": t4 - t0})
+        for target, timed in ((edited, True), (running, False)):
+            t0 = time.perf_counter()
+            new, new_pdb = load_build(str(target))  # a new build object each save: nothing of it is memoized yet
+            t1 = time.perf_counter()
+            diff = diff_builds(old, new, None, (old_pdb, new_pdb))
+            t2 = time.perf_counter()
+            assert diff.new is not None and not diff.refusals, diff.refusals
+            delta = build_delta(baseline, diff.new, new_pdb, diff)
+            t3 = time.perf_counter()
+            if has_module_values(diff.new):
+                plan(old, old_pdb, diff.new, new_pdb, [c.key for c in diff.changed], diff.initializer_code, set())
+            t4 = time.perf_counter()
+            if timed:
+                rows.append({"load": t1 - t0, "diff": t2 - t1, "delta": t3 - t2, "plan": t4 - t3, "all": t4 - t0})
+            baseline = baseline.advanced(delta)
+            old, old_pdb = diff.new, new_pdb
     kept = rows[2:] if len(rows) > 3 else rows
     return {k: round(1000 * statistics.median(r[k] for r in kept), 1) for k in rows[0]}
 

@@ -559,7 +559,7 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
         result = differ.result
         canonical.retired = old.retired
         if old_pdb is not None and new_pdb is not None:
-            moved = moved_candidates(old_pdb, new_pdb, len(new.asm.md.rows(T.MethodDef)))
+            moved = moved_candidates(old_pdb, new_pdb, new.asm.md.row_counts[T.MethodDef])
             keys = canonical.names
             result.moved = _moved(old_pdb, new_pdb, [(keys.key(T.MethodDef, r), r, r) for r in moved], result)
         return result

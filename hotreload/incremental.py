@@ -26,7 +26,6 @@ from .metadata.sigs import read_compressed
 from .pdb import Pdb
 
 _LDSTR = 0x72
-_first, _second = operator.itemgetter(0), operator.itemgetter(1)  # a row's column, taken by C iterators
 
 
 def same_structure(old: Build, new: Build) -> bool:
@@ -74,8 +73,8 @@ def _us(build: Build, offset: int) -> str | None:
 def _same_code(old: Build, new: Build, rid: int) -> bool:
     """Bodies whose bytes differ may still be the same code: a string they load moved in #US (its token
     changed). Same bytes outside ldstr operands, and the same strings in them, is the same code."""
-    a = parse_body(old.asm.body_at(old.asm.md.row(T.MethodDef, rid)[0]))
-    b = parse_body(new.asm.body_at(new.asm.md.row(T.MethodDef, rid)[0]))
+    a = parse_body(old.asm.body_at(old.asm.md.column(T.MethodDef, 0)[rid - 1]))
+    b = parse_body(new.asm.body_at(new.asm.md.column(T.MethodDef, 0)[rid - 1]))
     if (a.max_stack, a.init_locals, a.local_sig, a.clauses, len(a.code)) != \
             (b.max_stack, b.init_locals, b.local_sig, b.clauses, len(b.code)):
         return False
@@ -149,12 +148,12 @@ def body_spans(build: Build, rids: list[int]) -> Spans:
 
 
 def _body_spans(build: Build, rids: list[int]) -> Spans:
-    rows = build.asm.md.rows(T.MethodDef)
+    all_rvas = build.asm.md.column(T.MethodDef, 0)
     pe = build.asm.pe
     if rids is with_body(build):  # the usual case: the rows with a body are those with an RVA
-        rvas = list(filter(None, map(_first, rows)))
+        rvas = list(filter(None, all_rvas))
     else:
-        rvas = [rows[rid - 1][0] for rid in rids]
+        rvas = [all_rvas[rid - 1] for rid in rids]
     section = next((sec for sec in pe.sections if rvas and sec.virtual_address <= min(rvas)
                     and max(rvas) < sec.virtual_address + sec.raw_size), None)
     if section is not None:  # the usual case: every body in one section (.text)
@@ -179,14 +178,13 @@ def _memo(owner: object, name: str, key: object, compute: Callable[[], Spans]) -
 
 
 def _sequence_point_spans(pdb: Pdb, rids: range) -> Spans:
-    rows = pdb.md.rows(T.MethodDebugInformation)
     heap = pdb.md.blob_heap
 
     def length(start: int) -> int:
         size, pos = read_compressed(heap, start)
         return pos - start + size
 
-    points = list(map(_second, rows[rids.start - 1:rids.stop - 1]))  # 0: no sequence points
+    points = pdb.md.column(T.MethodDebugInformation, 1)[rids.start - 1:rids.stop - 1]  # 0: no sequence points
     return Spans(heap, dict(itertools.compress(zip(itertools.count(rids.start), points), points)), length)
 
 
@@ -216,8 +214,8 @@ def with_body(build: Build) -> list[int]:
     """MethodDef rows that have a body (memoized on the build)."""
     cached = build.__dict__.get("_with_body")
     if cached is None:
-        rows = build.asm.md.rows(T.MethodDef)
-        cached = build.__dict__["_with_body"] = list(itertools.compress(itertools.count(1), map(_first, rows)))
+        rvas = build.asm.md.column(T.MethodDef, 0)
+        cached = build.__dict__["_with_body"] = list(itertools.compress(itertools.count(1), rvas))
     return cached
 
 

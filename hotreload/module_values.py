@@ -209,14 +209,12 @@ def has_module_values(build: Build) -> bool:
 
 
 def _startup_initializers(build: Build) -> list[int]:
-    """MethodDef rows of the static constructors of the startup classes (`<StartupCode$Asm>.$File`)."""
+    """MethodDef rows of the static constructors of the startup classes (`<StartupCode$Asm>.$File`), from the
+    build's initializers (kept from save to save while the rows stay: a body-only save reads no table for this)."""
     names = build.names
-    out = []
-    for rid in range(1, len(build.asm.md.rows(T.TypeDef)) + 1):
-        if rid in names.enclosing or not names.typedef_name(rid).startswith("<StartupCode$"):
-            continue
-        out += [m for m in build.methods_of(rid) if names.own_name(T.MethodDef, m) == ".cctor"]
-    return out
+    return [m for m in build.initializer_methods if names.own_name(T.MethodDef, m) == ".cctor"
+            and names.method_owner[m] not in names.enclosing
+            and names.typedef_name(names.method_owner[m]).startswith("<StartupCode$")]
 
 
 def _values_of(build: Build, pdb: Pdb | None, cctor: int, named: dict[str, tuple[str, bool, bool]],

@@ -64,10 +64,9 @@ class Pdb:
         return {self.document_name(i): i for i in range(1, len(self.md.rows(T.Document)) + 1)}
 
     def method_info(self, method_rid: int) -> MethodDebugInfo:
-        rows = self.md.rows(T.MethodDebugInformation)
-        if method_rid > len(rows):
+        if method_rid > self.md.row_counts[T.MethodDebugInformation]:
             return MethodDebugInfo(0, [])
-        document, blob_offset = rows[method_rid - 1]
+        document, blob_offset = self.md.row(T.MethodDebugInformation, method_rid)
         if not blob_offset:
             return MethodDebugInfo(0, [])
         return decode_sequence_points(self.md.blob(blob_offset), document)
