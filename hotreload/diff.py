@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
-from .incremental import changed_bodies, moved_candidates, same_structure
+from .incremental import body_spans, changed_bodies, moved_candidates, same_structure, with_body
 from .indexed import Build
 from .match import is_line_named, match_builds
-from .metadata.il import instructions
+from .metadata.il import body_tokens, instructions
 from .metadata.schema import T, split_token
 from .names import display_name
 from .pdb import Pdb
@@ -87,6 +87,20 @@ class Diff:
         return out
 
 
+def _raw_bodies(build: Build) -> dict[int, bytes]:
+    """MethodDef row -> the bytes from its body's start to the next body's (header, code, sections, padding), for
+    every method with a body; cut in one pass from the body spans (memoized on the build, which the next save
+    compares again as the running one)."""
+    found: dict[int, bytes] | None = build.__dict__.get("_raw_bodies")
+    if found is None:
+        spans = body_spans(build, with_body(build))
+        starts = spans.ordered_starts
+        ends = [*starts[1:], starts[-1] + spans.length(starts[-1])] if starts else []
+        found = build.__dict__["_raw_bodies"] = dict(zip(spans.order, map(spans.data.__getitem__,
+                                                                           map(slice, starts, ends))))
+    return found
+
+
 def _type_display(key: str) -> str:
     return key[2:].replace("\u2502", "|")
 
@@ -130,6 +144,8 @@ class _Differ:
         self._delegate_targets: set[int] | None = None
         self.reshaped: set[str] = set()  # records whose fields this save adds or removes
         self._appended: set[str] | None = None
+        self._tokens_checked: set[int] = set()  # raw tokens whose keys were compared in both builds
+        self._tokens_same: set[int] = set()  # those that name the same entity (or the same string) in both
 
     def refuse(self, kind: K, member: str, detail: str = "", hint: str = "restart the app to pick it up") -> None:
         self.result.refusals.append(Refusal(kind, member, detail, hint))
@@ -372,8 +388,25 @@ class _Differ:
                 self.refuse(K.GENERIC_CONSTRAINT, display_name(key),
                             "code already compiled for the old constraints is still running")
                 continue
-            if old.normalized(orid) != new.normalized(nrid):
+            if not self.same_body(orid, nrid):
                 self.body_changed(key, orid, nrid)
+
+    def same_body(self, orid: int, nrid: int) -> bool:
+        """Whether two methods have the same code. Bodies with the same bytes whose tokens name the same entities
+        in both builds are (each token compared once per save, not once per body); any other pair is compared in
+        normalized form. Most bodies of a structural save are the first kind: normalizing all of them was most
+        of its cost."""
+        old, new = self.old, self.new
+        raw = _raw_bodies(old).get(orid)
+        if raw is not None and raw == _raw_bodies(new).get(nrid):
+            tokens = body_tokens(raw)
+            unknown = tokens - self._tokens_checked
+            if unknown:
+                self._tokens_checked |= unknown
+                self._tokens_same.update(t for t in unknown if old.names.token_key(t) == new.names.token_key(t))
+            if self._tokens_same.issuperset(tokens):
+                return True
+        return old.normalized(orid) == new.normalized(nrid)
 
     def initializer_types(self) -> set[int]:
         """Compiler-generated types (closures, state machines) of the new build that static initializers create,

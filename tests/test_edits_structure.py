@@ -253,3 +253,19 @@ def test_a_type_no_longer_used_goes_quietly_with_its_properties(fsharp_project: 
                                             "let status () : obj = box { Healthy = true; Version = \"2\" }"))
     assert outcome.kind == OutcomeKind.APPLIED
     assert 'Version = "2"' in str(p.call("Demo.Lib.describe"))
+
+
+def test_a_body_with_the_same_bytes_that_now_calls_another_function_is_a_change(fsharp_project: Any) -> None:
+    """Two functions swap places and the caller switches from one to the other: its IL is byte for byte what it
+    was (`call` of the first MethodDef row), but that row is now the other function. The comparison must see the
+    token's meaning, not the bytes (the shortcut for bodies with the same bytes checks each token's identity)."""
+    source = ('module Demo.Lib\n\nlet first () = "first"\nlet second () = "second"\n'
+              'let caller () = first ()\n')
+    p = fsharp_project({"Lib.fs": source})
+    assert p.call("Demo.Lib.caller") == "first"
+    swapped = ('module Demo.Lib\n\nlet second () = "second"\nlet first () = "first"\n'
+               'let caller () = second ()\n')
+    outcome = p.edit("Lib.fs", swapped)
+    assert "Demo.Lib.caller" in outcome.methods, outcome.methods
+    assert p.call("Demo.Lib.caller") == "second"
+    assert (p.call("Demo.Lib.first"), p.call("Demo.Lib.second")) == ("first", "second")

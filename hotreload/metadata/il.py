@@ -166,6 +166,20 @@ def split_tokens(code: bytes) -> tuple[bytes, tuple[int, ...]]:
     return bytes(zeroed), tuple(tokens)
 
 
+@lru_cache(maxsize=1 << 16)
+def body_tokens(body: bytes) -> frozenset[int]:
+    """Every metadata token a whole method body (header, code, sections) holds: the code's operands, the locals
+    signature, the classes its catch clauses name. Two builds' bodies with the same bytes are the same code iff
+    these tokens name the same things in both. Memoized on the bytes (a pure function). Raises BadImageError as
+    `parse_body` does."""
+    parsed = parse_body(body)
+    tokens = set(split_tokens(bytes(parsed.code))[1])
+    if parsed.local_sig:
+        tokens.add(parsed.local_sig)
+    tokens.update(c.class_token_or_filter for c in parsed.clauses if c.flags == 0 and c.class_token_or_filter)
+    return frozenset(tokens)
+
+
 def map_tokens(code: bytes, fn: Callable[[str, int], int]) -> bytes:
     """Copy `code` with every token operand replaced by fn(kind, token)."""
     out = bytearray(code)
