@@ -253,11 +253,8 @@ class Build:
         return self.asm.md.row(T.Field, rid)[0]
 
     def method_flags(self, rid: int) -> tuple[int, int]:
-        """(Flags, ImplFlags) of method `rid` (from the table's columns: a structural save asks for every method's)."""
-        md = self.asm.md
-        if not 1 <= rid <= md.row_counts[T.MethodDef]:
-            md.row(T.MethodDef, rid)  # raises BadImageError naming the row
-        return md.column(T.MethodDef, 2)[rid - 1], md.column(T.MethodDef, 1)[rid - 1]
+        row = self.asm.md.row(T.MethodDef, rid)
+        return row[2], row[1]
 
     @cached_property
     def attributes(self) -> dict[str, list[str]]:
