@@ -34,7 +34,7 @@ def line_free(text: str) -> str:
 
 
 def is_line_named(name: str) -> bool:
-    return _LINE_SUFFIX.search(name) is not None
+    return "@" in name and _LINE_SUFFIX.search(name) is not None  # the test of '@' first: most names have none
 
 
 def source_order(name: str) -> tuple[int, int]:
