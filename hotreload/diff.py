@@ -398,7 +398,7 @@ class _Differ:
         of its cost."""
         old, new = self.old, self.new
         raw = _raw_bodies(old).get(orid)
-        if raw is not None and raw == _raw_bodies(new).get(nrid):
+        if raw and raw == _raw_bodies(new).get(nrid):  # (b"": two rows sharing one body, compared normalized)
             tokens = body_tokens(raw)
             unknown = tokens - self._tokens_checked
             if unknown:
