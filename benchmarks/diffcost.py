@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -31,8 +32,12 @@ from hotreload.module_values import has_module_values, plan
 
 
 def build(project: GeneratedProject, into: Path) -> Path:
+    """`dotnet build`, with a TMPDIR of its own under the run's temporary folder: the SDK leaves two empty
+    folders in its temp folder on every build."""
+    tmp = into.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
     subprocess.run(["dotnet", "build", "-c", "Debug", "-nologo", "-v:q", str(project.project)], check=True,
-                   capture_output=True)
+                   capture_output=True, env=dict(os.environ, TMPDIR=str(tmp)))
     out = next((project.folder / "bin" / "Debug").rglob(f"{project.name}.dll"))
     into.mkdir()
     shutil.copy(out, into)
