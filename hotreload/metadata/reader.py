@@ -25,6 +25,7 @@ class MetadataImage:
 
     def __init__(self, metadata: bytes, external_row_counts: list[int] | None = None) -> None:
         self.raw = metadata
+        self._strings: dict[int, str] = {}  # #Strings offset -> its entry (see `string`)
         try:
             self._parse_root()
             self._parse_tables(external_row_counts)
@@ -199,10 +200,6 @@ class MetadataImage:
         if found is None:
             found = self._strings[offset] = self._read_string(offset)
         return found
-
-    @cached_property
-    def _strings(self) -> dict[int, str]:
-        return {}
 
     def _read_string(self, offset: int) -> str:
         heap = self.strings_heap
