@@ -7,7 +7,6 @@ update cannot leak into another test; the runtime itself is shared (one per proc
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -177,7 +176,6 @@ def test_twenty_generations_on_one_app(live: Callable[[str], LiveApp], builds: d
     baseline and from earlier deltas reused; every generation's value checked right after its update."""
     app = live("gen0")
     assert (app.call("counter"), app.call("label")) == (0, "gen-0")
-    started = time.perf_counter()
     seen: list[tuple[int, str]] = []
     for i in range(1, 21):
         delta = app.update(builds[f"gen{i}"], {"Hot.Lib.counter", "Hot.Lib.label"})
@@ -186,4 +184,3 @@ def test_twenty_generations_on_one_app(live: Callable[[str], LiveApp], builds: d
         assert seen[-1] == (i, generation_label(i)), f"generation {i}"
     assert app.call("constant") == 42
     assert app.base.generation == 20
-    assert time.perf_counter() - started < 60

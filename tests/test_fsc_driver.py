@@ -85,7 +85,6 @@ def test_kept_imports_write_the_public_compiles_bytes_over_generated_edits(
         assert reply["note"] is None, f"{edit}: {reply['note']}"
         assert reply["driver"] == "kept imports"
         assert reply["imports"] == "kept", "the references were read again for a source edit"
-        assert dict(reply["phases"])["import framework"] < 0.05
         saves += 1
     assert saves == 10
 
