@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -84,58 +85,64 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
 
 
 class _Sources:
-    """Which source file each method's sequence points lie in, and which files a save left as they were (same
-    checksum in both PDBs)."""
+    """Which source files each entity's code lies in, and which files a save left as they were (same checksum in
+    both PDBs). Files are Document rows of each side's PDB; what a PDB says of its build's types is memoized on
+    the PDB (`_TYPE_DOCUMENTS`), so the running build's was mostly found when it was the new one."""
 
     def __init__(self, old_pdb: Pdb, new_pdb: Pdb) -> None:
         self.pdbs = (old_pdb, new_pdb)
-        old_hashes, new_hashes = self._hashes(old_pdb), self._hashes(new_pdb)
-        self.unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
+        names = (self._names(old_pdb), self._names(new_pdb))
+        old_hashes, new_hashes = self._hashes(old_pdb, names[0]), self._hashes(new_pdb, names[1])
+        unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
         # F#'s "unknown" document holds hidden lines only (generated code), and has no checksum: no source at all
-        self.sourceless = {name for name, digest in {**old_hashes, **new_hashes}.items() if not digest} | {""}
-        self._names: tuple[dict[int, str], dict[int, str]] = ({}, {})
-        self._files: dict[tuple[int, int], set[str | None]] = {}
+        sourceless = {name for name, digest in {**old_hashes, **new_hashes}.items() if not digest} | {""}
+        # per side: Document rows whose file is unchanged; rows of no source (-1: a method without lines)
+        self.unchanged = tuple({i for i, name in enumerate(side, 1) if name in unchanged} for side in names)
+        self.sourceless = tuple({i for i, name in enumerate(side, 1) if name in sourceless} | {-1} for side in names)
 
     @staticmethod
-    def _hashes(pdb: Pdb) -> dict[str, bytes]:
-        return {pdb.document_name(rid): pdb.md.blob(row[2]) for rid, row in enumerate(pdb.md.rows(T.Document), 1)}
+    def _names(pdb: Pdb) -> list[str]:
+        return [pdb.document_name(rid) for rid in range(1, len(pdb.md.rows(T.Document)) + 1)]
 
-    def method_file(self, side: int, rid: int) -> str | None:
-        """The one file whose lines method `rid` (of the old build: side 0, new: 1) has, "" for a method without
-        sequence points, None for one spread over several files (inlined code)."""
-        pdb = self.pdbs[side]
-        rows = pdb.md.rows(T.MethodDebugInformation)
-        if rid > len(rows) or not rows[rid - 1][1]:
-            return ""
-        doc = rows[rid - 1][0]
-        if not doc:
-            return None
-        names = self._names[side]
-        if doc not in names:
-            names[doc] = pdb.document_name(doc)
-        return names[doc]
+    @staticmethod
+    def _hashes(pdb: Pdb, names: list[str]) -> dict[str, bytes]:
+        return {name: pdb.md.blob(row[2]) for name, row in zip(names, pdb.md.rows(T.Document), strict=True)}
 
     def untouched(self, side: int, build: Build, table: T, rid: int) -> bool:
-        """Whether the entity's code lies in files the save left as they were: a method's lines; for a type, its
-        methods' lines and those of the type it is nested in, outermost (a closure's Invoke often has no lines of
-        its own; the module type it is nested in is one file's)."""
+        """Whether the entity's code lies in files the save left as they were (side 0: the running build, 1: the
+        new one): a method's lines; for a type, its methods' lines and those of the type it is nested in,
+        outermost (a closure's Invoke often has no lines of its own; the module type it is nested in is one
+        file's). Code spread over several files (inlined) is not untouched."""
+        pdb = self.pdbs[side]
         if table == T.MethodDef:
-            files = {self.method_file(side, rid)}
+            methods = pdb.method_documents
+            documents: set[int] | frozenset[int] = {methods[rid - 1] if rid <= len(methods) else -1}
         elif table == T.TypeDef:
             root = rid
             while root in build.names.enclosing:
                 root = build.names.enclosing[root]
-            files = self._type_files(side, build, rid) | self._type_files(side, build, root)
+            types = _type_documents(pdb, build)
+            documents = types[rid] | types[root]
         else:
             return False
-        files -= self.sourceless
-        return bool(files) and None not in files and files <= self.unchanged
+        documents -= self.sourceless[side]
+        return bool(documents) and 0 not in documents and documents <= self.unchanged[side]
 
-    def _type_files(self, side: int, build: Build, rid: int) -> set[str | None]:
-        key = (side, rid)
-        if key not in self._files:
-            self._files[key] = {self.method_file(side, m) for m in build.methods_of(rid)}
-        return self._files[key]
+
+_TYPE_DOCUMENTS: weakref.WeakKeyDictionary[Pdb, list[frozenset[int]]] = weakref.WeakKeyDictionary()
+
+
+def _type_documents(pdb: Pdb, build: Build) -> list[frozenset[int]]:
+    """Per TypeDef row: the Document rows of its methods (see Pdb.method_documents), found in one pass over the
+    methods and kept for the PDB's lifetime (the build a PDB belongs to has its rows)."""
+    found = _TYPE_DOCUMENTS.get(pdb)
+    if found is None:
+        methods = pdb.method_documents
+        sets: list[set[int]] = [set() for _ in range(len(build.asm.md.rows(T.TypeDef)) + 1)]
+        for rid, owner in enumerate(build.names.method_owner[1:], 1):
+            sets[owner].add(methods[rid - 1] if rid <= len(methods) else -1)
+        found = _TYPE_DOCUMENTS[pdb] = [frozenset(s) for s in sets]
+    return found
 
 
 class _Matcher:
@@ -175,8 +182,18 @@ class _Matcher:
 
     @staticmethod
     def type_full(build: Build, rid: int) -> Hashable:
-        bodies = tuple(line_free(repr(build.normalized(m))) for m in build.methods_of(rid))
+        bodies = tuple(_Matcher._body_print(build, m) for m in build.methods_of(rid))
         return _Matcher.type_shape(build, rid), bodies
+
+    @staticmethod
+    def _body_print(build: Build, rid: int) -> str:
+        """A method's normalized body with line numbers blanked (memoized on the build: the running build's were
+        mostly found when it was the new one, in the save before)."""
+        memo: dict[int, str] = build.__dict__.setdefault("_body_prints", {})
+        found = memo.get(rid)
+        if found is None:
+            found = memo[rid] = line_free(repr(build.normalized(rid)))
+        return found
 
     @staticmethod
     def method_shape(build: Build, rid: int) -> Hashable:
@@ -184,7 +201,7 @@ class _Matcher:
 
     @staticmethod
     def method_full(build: Build, rid: int) -> Hashable:
-        return _Matcher.method_shape(build, rid), line_free(repr(build.normalized(rid)))
+        return _Matcher.method_shape(build, rid), _Matcher._body_print(build, rid)
 
     @staticmethod
     def field_shape(build: Build, rid: int) -> Hashable:
@@ -268,19 +285,19 @@ class _Matcher:
         old, new = self.old, self.new
         old_owner = old.names.method_owner if table == T.MethodDef else old.names.field_owner
         new_owner = new.names.method_owner if table == T.MethodDef else new.names.field_owner
-        old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        taken: dict[str, set[str]] = defaultdict(set)
-        for rid in range(1, len(old.asm.md.rows(table)) + 1):
-            own = old.names.own_name(table, rid)
-            owner = old.names.typedef_name(old_owner[rid])
-            taken[owner].add(own)
-            if is_line_named(own):
-                old_groups[(owner, line_free(own))].append(rid)
         new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-        for rid in range(1, len(new.asm.md.rows(table)) + 1):
+        for rid in new.names.line_named_candidates(table):
             own = new.names.own_name(table, rid)
             if is_line_named(own):
                 new_groups[(self.new_type_name(new_owner[rid]), line_free(own))].append(rid)
+        if not new_groups:
+            return
+        old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for rid in old.names.line_named_candidates(table):
+            own = old.names.own_name(table, rid)
+            if is_line_named(own):
+                old_groups[(old.names.typedef_name(old_owner[rid]), line_free(own))].append(rid)
+        taken = _Taken(old, table)
         for group, news in new_groups.items():
             self._resolve(table, group, old_groups.get(group, []), news, full, shape, taken[group[0]])
 
@@ -288,9 +305,13 @@ class _Matcher:
                  full: Callable[[Build, int], Hashable], shape: Callable[[Build, int], Hashable],
                  taken: set[str]) -> None:
         old, new = self.old, self.new
+        if self._kept_as_they_were(table, olds, news):
+            return
         # source order in each build comes from that build's own (line-bearing) names, not the running ones
-        olds = sorted(olds, key=lambda r: source_order(old.names.raw_name(table, r)))
-        news = sorted(news, key=lambda r: source_order(new.names.raw_name(table, r)))
+        if len(olds) > 1:
+            olds = sorted(olds, key=lambda r: source_order(old.names.raw_name(table, r)))
+        if len(news) > 1:
+            news = sorted(news, key=lambda r: source_order(new.names.raw_name(table, r)))
         pairs = self._untouched_pairs(table, olds, news, shape)
         ambiguous = False
         if not pairs:
@@ -321,6 +342,20 @@ class _Matcher:
                 taken.add(f"{own}-hr{k}")
 
 
+    def _kept_as_they_were(self, table: T, olds: list[int], news: list[int]) -> bool:
+        """A group whose entities all keep their running names, in files the save did not touch: each continues
+        the running one of its name (see `_untouched_pairs`), so there is nothing to rename and nothing added.
+        Most groups of a structural save are such: found without ordering or pairing them."""
+        old, new = self.old, self.new
+        if self.sources is None or len(olds) != len(news) or new.names.renames:
+            return False
+        names = {old.names.own_name(table, o) for o in olds}
+        if len(names) != len(olds) or names != {new.names.raw_name(table, n) for n in news}:
+            return False
+        sources = self.sources
+        return all(sources.untouched(0, old, table, o) for o in olds) \
+            and all(sources.untouched(1, new, table, n) for n in news)
+
     def _untouched_pairs(self, table: T, olds: list[int], news: list[int],
                          shape: Callable[[Build, int], Hashable]) -> list[tuple[int, int]]:
         """A group whose entities keep their names, all in files the save did not touch: the same source lambdas
@@ -338,6 +373,23 @@ class _Matcher:
         if all(sources.untouched(0, old, table, o) and sources.untouched(1, new, table, n) for o, n in pairs):
             return pairs
         return []
+
+
+class _Taken(dict[str, set[str]]):
+    """Owner's full name -> the names its members (of one table) have in the running module: what an added
+    generated member must not be called. Read per owner on first use, since only owners of generated members
+    that were added ask."""
+
+    def __init__(self, old: Build, table: T) -> None:
+        super().__init__()
+        self.old, self.table = old, table
+
+    def __missing__(self, owner: str) -> set[str]:
+        old, table = self.old, self.table
+        rid = old.types.get("T:" + owner)
+        members = () if rid is None else old.methods_of(rid) if table == T.MethodDef else old.fields_of(rid)
+        found = self[owner] = {old.names.own_name(table, m) for m in members}
+        return found
 
 
 def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Matching:

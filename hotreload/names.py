@@ -76,13 +76,27 @@ class Names:
     def raw_name(self, table: T, row: int) -> str:
         """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames). The whole table's names
         are read at the first question: a structural save's comparison asks for nearly all of them, many times."""
+        names = self._raw.get(table) or self.raw_names(table)
+        if not 1 <= row <= len(names):
+            self.md.row(table, row)  # raises BadImageError naming the table and row
+        return names[row - 1]
+
+    def raw_names(self, table: T) -> list[str]:
+        """Every simple name this build gives the rows of a TypeDef/MethodDef/Field table (index row - 1)."""
         names = self._raw.get(table)
         if names is None:
             column, string = _NAME_COLUMN[table], self.md.string
             names = self._raw[table] = [string(r[column]) for r in self.md.rows(table)]
-        if not 1 <= row <= len(names):
-            self.md.row(table, row)  # raises BadImageError naming the table and row
-        return names[row - 1]
+        return names
+
+    def line_named_candidates(self, table: T) -> list[int]:
+        """Rows of a TypeDef/MethodDef/Field table whose running name may be line-based (`f@12`): those whose own
+        name has '@' or that are renamed. A superset of the rows `is_line_named` holds for, found at C speed: a
+        structural save groups the generated members of both builds, a few percent of all rows."""
+        t = int(table)
+        rows = {i for i, name in enumerate(self.raw_names(table), 1) if "@" in name}
+        rows.update(row for (tab, row) in self.renames if tab == t)
+        return sorted(rows)
 
     def depth(self, rid: int) -> int:
         """How many types TypeDef `rid` is nested in."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from .metadata.errors import BadImageError
 from .metadata.reader import MetadataImage
@@ -59,6 +60,15 @@ class Pdb:
             part, pos = read_compressed(blob, pos)
             parts.append(self.md.blob(part).decode("utf-8", "replace") if part else "")
         return sep.join(parts)
+
+    @cached_property
+    def method_documents(self) -> list[int]:
+        """Per MethodDef row (index row - 1): the one Document row its sequence points lie in, 0 when they lie in
+        several (inlined code), -1 when it has none. Read once per PDB, from two columns: a structural save asks
+        which file every generated entity of both builds comes from."""
+        documents = self.md.column(T.MethodDebugInformation, 0)
+        blobs = self.md.column(T.MethodDebugInformation, 1)
+        return [document if blob else -1 for document, blob in zip(documents, blobs, strict=True)]
 
     def documents(self) -> dict[str, int]:
         return {self.document_name(i): i for i in range(1, len(self.md.rows(T.Document)) + 1)}
