@@ -15,7 +15,7 @@ from typing import cast
 
 from .incremental import body_spans, changed_bodies, moved_candidates, same_structure, with_body
 from .indexed import Build
-from .match import is_line_named, match_builds
+from .match import is_line_named, match_builds, may_have_swapped
 from .metadata.il import body_tokens, instructions
 from .metadata.schema import T, split_token
 from .names import display_name
@@ -580,8 +580,10 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
     (old, new), methods that only moved lines are listed in `Diff.moved`.
     """
     old_pdb, new_pdb = pdbs
-    if same_structure(old, new):  # only bodies changed: no matching, no comparison entity by entity
-        changed = changed_bodies(old, new)
+    # only bodies changed: no matching, no comparison entity by entity (unless generated entities of one group
+    # changed: two lambdas that swap lines keep every name, and only matching tells that from two edits)
+    changed = changed_bodies(old, new) if same_structure(old, new) else None
+    if changed is not None and not may_have_swapped(old, changed):
         canonical = old.carried_to(new.asm, changed)
         for memo in ("_body_spans", "_with_body", "_methods_but_rvas"):  # found for `new`: the next save's running build is `canonical`
             if memo in new.__dict__:

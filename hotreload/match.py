@@ -13,7 +13,7 @@ import hashlib
 import re
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
 from .indexed import Build
@@ -390,6 +390,27 @@ class _Taken(dict[str, set[str]]):
         members = () if rid is None else old.methods_of(rid) if table == T.MethodDef else old.fields_of(rid)
         found = self[owner] = {old.names.own_name(table, m) for m in members}
         return found
+
+
+def may_have_swapped(build: Build, methods: Iterable[int]) -> bool:
+    """Whether `methods` (changed MethodDef rows of a save that kept every name) may include generated entities
+    that traded places: two or more entities of one group (same owner, same name but for positions) changed, a
+    line-named method or a line-named type whose methods (or whose nested types' methods) changed. Two lambdas of
+    a function that swap lines keep both names and change both bodies; only pairing them by code, as
+    `match_builds` does, tells a swap from two edits. One changed entity per group cannot be a swap."""
+    names = build.names
+    seen: dict[tuple[int, int, str], set[int]] = defaultdict(set)
+    for rid in methods:
+        own = names.own_name(T.MethodDef, rid)
+        owner = names.method_owner[rid]
+        if is_line_named(own):
+            seen[(int(T.MethodDef), owner, line_free(own))].add(rid)
+        while owner in names.enclosing:
+            own = names.own_name(T.TypeDef, owner)
+            if is_line_named(own):
+                seen[(int(T.TypeDef), names.enclosing[owner], line_free(own))].add(owner)
+            owner = names.enclosing[owner]
+    return any(len(entities) > 1 for entities in seen.values())
 
 
 def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Matching:

@@ -133,3 +133,37 @@ def test_a_pipe_added_above_live_delegates_keeps_each_running_closure_its_code(f
     p.edit("Lib.fs", ROUTES.replace("let register () =\n", "let register () =\n    0 |> ignore\n    1 |> ignore\n")
            .replace("fun () -> count ()", "fun () -> count () + \"!\""))
     assert [p.call("Demo.Routes.call", path) for path in ("/", "/count", "/items")] == ["hello", "count!", "items"]
+
+
+def test_lambdas_that_swap_lines_in_the_edited_file_keep_their_own_code_in_living_closures(
+        fsharp_project: Any) -> None:
+    """Two lambdas of one function swap lines: the names (`pick@4`, `pick@5`) are the same in both builds, but
+    each now belongs to the other lambda. In an edited file names prove nothing: the closures pair by code, so
+    the closures the app already holds keep computing what they computed (pairing by name would make the living
+    `y + x` closure multiply)."""
+    base = """module Demo.Swap
+
+let pick (k: int) (x: int) : int -> int =
+    if k = 0 then (fun y -> y + x)
+    else (fun y -> y * x)
+let mutable kept : (int -> int) list = []
+let keep () = kept <- [pick 0 10; pick 1 10]; kept.Length
+let run (y: int) = kept |> List.map (fun f -> string (f y)) |> String.concat ","
+"""
+    p = fsharp_project({"Lib.fs": base}, name="Swap")
+    assert p.call("Demo.Swap.keep") == 2
+    assert p.call("Demo.Swap.run", 3) == "13,30"
+    swapped = base.replace("""    if k = 0 then (fun y -> y + x)
+    else (fun y -> y * x)""", """    if k <> 0 then (fun y -> y * x)
+    else (fun y -> y + x)""")
+    outcome = p.edit("Lib.fs", swapped)
+    assert any(m.endswith("Demo.Swap.pick") for m in outcome.methods), outcome.methods
+    assert p.call("Demo.Swap.run", 3) == "13,30"  # the living closures: each its own code
+    assert p.call("Demo.Swap.keep") == 2
+    assert p.call("Demo.Swap.run", 3) == "13,30"  # closures the new code makes
+    # swapped back with a function added: a structural save, the same pairing by code
+    outcome = p.edit("Lib.fs", base + "let extra () = 1\n")
+    assert "+Demo.Swap.extra" in outcome.methods, outcome.methods
+    assert p.call("Demo.Swap.run", 3) == "13,30"
+    assert p.call("Demo.Swap.keep") == 2
+    assert p.call("Demo.Swap.run", 3) == "13,30"

@@ -67,9 +67,12 @@ def _errors(proc: Running) -> list[str]:
     return [line for line in app_log(proc.lines()) if line.startswith(("crit:", "fail:"))]
 
 
-def test_starts_as_dotnet_run_does(project: Path, running: list[Running]) -> None:
+def test_starts_as_dotnet_run_does(project: Path, running: list[Running], tmp_path: Path) -> None:
     url = profile_url(project)
-    reference = dotnet_run(project)
+    # the SDK leaves two empty folders in its temp folder per run: the reference run's go to the test's own
+    temp = tmp_path / "dotnet-run-tmp"
+    temp.mkdir()
+    reference = dotnet_run(project, env={"TMPDIR": str(temp)})
     running.append(reference)
     expected = _startup(reference)
     assert len(expected) == 3 and f"Now listening on: {url}" in expected[0], expected
