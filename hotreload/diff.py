@@ -378,13 +378,19 @@ class _Differ:
                 self.refuse(K.REMOVED_INITIALIZER, name)
             else:
                 result.deleted.append(key)
+        # one loop over every method of both builds: rows and generic owners looked up directly, not per call
+        old_rows, new_rows = old.asm.md.rows(T.MethodDef), new.asm.md.rows(T.MethodDef)
+        table = int(T.MethodDef)
+        old_generic = {row for t, row in old.generic_params if t == table}
+        new_generic = {row for t, row in new.generic_params if t == table}
         for key in sorted(old_methods.keys() & new_methods.keys()):
             orid, nrid = old_methods[key], new_methods[key]
-            if old.method_flags(orid) != new.method_flags(nrid):
+            orow, nrow = old_rows[orid - 1], new_rows[nrid - 1]
+            if orow[1] != nrow[1] or orow[2] != nrow[2]:  # (see Build.method_flags)
                 self.refuse(K.METHOD_ATTRIBUTES, display_name(key), "accessibility, static or virtual changed")
                 continue
-            generics = old.generic_params.get((int(T.MethodDef), orid)), new.generic_params.get((int(T.MethodDef), nrid))
-            if generics[0] != generics[1]:
+            if (orid in old_generic or nrid in new_generic) \
+                    and old.generic_params.get((table, orid)) != new.generic_params.get((table, nrid)):
                 self.refuse(K.GENERIC_CONSTRAINT, display_name(key),
                             "code already compiled for the old constraints is still running")
                 continue

@@ -158,6 +158,9 @@ class Build:
         return {key: i for i, key in enumerate(self.names.keys_of(T.Field), 1)}
 
     def body(self, rid: int) -> MethodBody | None:
+        raw = self.__dict__.get("_raw_bodies")  # (diff._raw_bodies: each body's bytes, cut in one pass)
+        if raw is not None and raw.get(rid):
+            return parse_body(raw[rid])
         rva = self.asm.md.row(T.MethodDef, rid)[0]
         return parse_body(self.asm.body_at(rva)) if rva else None
 
