@@ -343,14 +343,18 @@ class _Matcher:
 
 
     def _kept_as_they_were(self, table: T, olds: list[int], news: list[int]) -> bool:
-        """A group whose entities all keep their running names, in files the save did not touch: each continues
-        the running one of its name (see `_untouched_pairs`), so there is nothing to rename and nothing added.
-        Most groups of a structural save are such: found without ordering or pairing them."""
+        """A group of files the save did not touch whose entities have, in both builds, the names the running
+        module knows them by: each new one continues the running one its build named alike (see
+        `_untouched_pairs`), which already has that name, so there is nothing to rename and nothing added. Most
+        groups of a structural save are such: found without ordering or pairing them. (A running entity renamed
+        by an earlier save, after lambdas swapped lines, is paired as usual: its build name is another's now.)"""
         old, new = self.old, self.new
         if self.sources is None or len(olds) != len(news) or new.names.renames:
             return False
-        names = {old.names.own_name(table, o) for o in olds}
+        names = {old.names.raw_name(table, o) for o in olds}
         if len(names) != len(olds) or names != {new.names.raw_name(table, n) for n in news}:
+            return False
+        if old.names.renames and any(old.names.own_name(table, o) != old.names.raw_name(table, o) for o in olds):
             return False
         sources = self.sources
         return all(sources.untouched(0, old, table, o) for o in olds) \

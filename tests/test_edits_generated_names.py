@@ -150,7 +150,7 @@ let mutable kept : (int -> int) list = []
 let keep () = kept <- [pick 0 10; pick 1 10]; kept.Length
 let run (y: int) = kept |> List.map (fun f -> string (f y)) |> String.concat ","
 """
-    p = fsharp_project({"Lib.fs": base}, name="Swap")
+    p = fsharp_project({"Lib.fs": base, "Other.fs": "module Demo.Other\n\nlet one () = 1\n"}, name="Swap")
     assert p.call("Demo.Swap.keep") == 2
     assert p.call("Demo.Swap.run", 3) == "13,30"
     swapped = base.replace("""    if k = 0 then (fun y -> y + x)
@@ -161,6 +161,11 @@ let run (y: int) = kept |> List.map (fun f -> string (f y)) |> String.concat ","
     assert p.call("Demo.Swap.run", 3) == "13,30"  # the living closures: each its own code
     assert p.call("Demo.Swap.keep") == 2
     assert p.call("Demo.Swap.run", 3) == "13,30"  # closures the new code makes
+    # a structural save of another file: Lib.fs is untouched, but its closures' running names are each other's
+    # build names now (the running ones were renamed by the swap): still paired by code
+    outcome = p.edit("Other.fs", "module Demo.Other\n\nlet one () = 1\nlet two () = 2\n")
+    assert outcome.methods == ["+Demo.Other.two"], outcome.methods
+    assert p.call("Demo.Swap.run", 3) == "13,30"
     # swapped back with a function added: a structural save, the same pairing by code
     outcome = p.edit("Lib.fs", base + "let extra () = 1\n")
     assert "+Demo.Swap.extra" in outcome.methods, outcome.methods
