@@ -16,7 +16,9 @@ timestamps every line with time.perf_counter() as it arrives). An edit with no s
 failure: counted and reported, kept out of the percentiles. Before the first edit each tool must be fully up
 (its first tick line and its "watching" line seen). After each edit the tool settles before the next one: until
 its own line for that edit (hotreload's "applied generation", dotnet watch F#'s "Waiting for changes" after the
-restart), then 0.5 s. The 20 ms tick interval bounds the resolution.
+restart), then 0.5 s and until the machine is quiet (see `quiet_machine`), as before the first edit: on a 2-core
+machine one tool's background work (dotnet watch C# loads its workspace for 10-20 s after its "watching" line)
+must not be timed as another tool's edit. The 20 ms tick interval bounds the resolution.
 
 To show where the time goes, the JSON also has the medians of the stages hotreload reports (`[hotreload]
 applied generation N: ... (build 3.48 s, diff 5 ms, delta 0 ms, apply 3 ms, verify 1 ms)`), and for dotnet watch
@@ -42,7 +44,7 @@ latency is that response's arrival. No such response within 60 s is a failed edi
 warm-up (hotreload's first save may wait for its compiler's warm-up, begun at start; dotnet watch's first edit is
 cold too): recorded in the JSON, kept out of the percentiles. After each edit the tool settles as in console mode (hotreload's "applied
 generation", dotnet watch's "Waiting for changes" after a restart, "changes applied" after a C# delta), `/count`
-is read (a count that fell back says the app restarted: state lost), then 0.5 s pass.
+is read (a count that fell back says the app restarted: state lost), then 0.5 s pass and the machine is quiet.
 
     .venv/bin/python benchmarks/latency.py --json benchmarks/out/latency.json [--runs 10] [--plot latency.png]
     .venv/bin/python benchmarks/latency.py --json out.json --runs 3 --tools hotreload      # CI: a quick subset
@@ -72,11 +74,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL_MS = 20
 EDIT_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 300.0  # three first builds at once on a small machine
 SETTLE_S = 0.5
+QUIET_CPU_PERCENT = 25.0  # of all cores together: the ticking apps and idle watchers use a few percent
+QUIET_MAX_S = 60.0  # dotnet watch C#'s start-up work lasts 10-20 s on this machine
 STOP_TIMEOUT_S = 5.0
 STAGES = ("build", "diff", "delta", "apply")
 TICK = "| score"  # in every tick line of both apps
@@ -270,6 +276,18 @@ def wait_ready(watcher: Watcher) -> bool:
     return True
 
 
+def quiet_machine(limit_s: float = QUIET_MAX_S) -> float:
+    """Wait until the whole machine's CPU use stays under QUIET_CPU_PERCENT for two 0.25 s windows in a row (at
+    most `limit_s`); returns the seconds waited. Every watcher runs at once, and a tool's work that outlasts its
+    own "ready" or "applied" line (dotnet watch C# loads its Roslyn workspace for 10-20 s after "watching"; seen
+    with a sampler of per-process CPU) would otherwise slow the edit timed next, whoever's it is."""
+    start = time.perf_counter()
+    quiet = 0
+    while quiet < 2 and time.perf_counter() - start < limit_s:
+        quiet = quiet + 1 if psutil.cpu_percent(interval=0.25) < QUIET_CPU_PERCENT else 0
+    return time.perf_counter() - start
+
+
 def edit_once(watcher: Watcher, original: str, k: int) -> dict[str, Any]:
     """Save edit k and time it to the first tick line with its marker; then let the tool settle."""
     tool = watcher.tool
@@ -294,6 +312,7 @@ def edit_once(watcher: Watcher, original: str, k: int) -> dict[str, Any]:
     if settled and watcher.wait_for(lambda text: settled in text, start, EDIT_TIMEOUT_S) is None:
         print(f"  {tool.name} edit {k}: no {settled!r} line after the edit", file=sys.stderr)
     time.sleep(SETTLE_S)
+    quiet_machine(5.0)
     return record
 
 
@@ -312,6 +331,7 @@ def run(tools: Sequence[Tool], runs: int, root: Path) -> tuple[dict[str, Result]
                 results[w.tool.name].failures = runs
         originals = {w.tool.name: (w.workdir / w.tool.source).read_text() for w in live}
         time.sleep(1.0)  # let the last one to get ready finish its start-up work before timing anything
+        print(f"machine quiet after {quiet_machine():.1f} s more", flush=True)
         for k in range(1, runs + 1):
             for w in live:
                 record = edit_once(w, originals[w.tool.name], k)
@@ -658,6 +678,7 @@ def web_edit_once(watcher: Watcher, probe: Probe, current: str, k: int) -> dict[
         print(f"  {tool.name} edit {k}: no {settled!r} line after the edit", file=sys.stderr)
     record["count"] = read_count(probe)
     time.sleep(SETTLE_S)
+    quiet_machine(5.0)
     return record
 
 
@@ -687,6 +708,7 @@ def run_web(tools: Sequence[WebTool], runs: int, root: Path) -> tuple[dict[str, 
         current = {w.tool.name: w.tool.literal for w in live if isinstance(w.tool, WebTool)}
         last_count = {w.tool.name: read_count(probes[w.tool.name]) for w in live}
         time.sleep(1.0)  # let the last one to get ready finish its start-up work before timing anything
+        print(f"machine quiet after {quiet_machine():.1f} s more", flush=True)
         for k in range(runs + 1):  # edit 0: the warm-up
             for w in live:
                 name = w.tool.name
