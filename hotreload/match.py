@@ -356,9 +356,14 @@ class _Matcher:
             return False
         if old.names.renames and any(old.names.own_name(table, o) != old.names.raw_name(table, o) for o in olds):
             return False
+        return self._all_untouched(table, olds, news)
+
+    def _all_untouched(self, table: T, olds: list[int], news: list[int]) -> bool:
+        """Whether every entity of a group lies in files the save did not touch, in both builds."""
         sources = self.sources
-        return all(sources.untouched(0, old, table, o) for o in olds) \
-            and all(sources.untouched(1, new, table, n) for n in news)
+        assert sources is not None
+        return all(sources.untouched(0, self.old, table, o) for o in olds) \
+            and all(sources.untouched(1, self.new, table, n) for n in news)
 
     def _untouched_pairs(self, table: T, olds: list[int], news: list[int],
                          shape: Callable[[Build, int], Hashable]) -> list[tuple[int, int]]:
@@ -374,7 +379,7 @@ class _Matcher:
         if [old.names.own_name(table, o) for o in olds] != [new.names.raw_name(table, n) for n in news]:
             return []
         pairs = list(zip(olds, news, strict=True))
-        if all(sources.untouched(0, old, table, o) and sources.untouched(1, new, table, n) for o, n in pairs):
+        if self._all_untouched(table, olds, news):
             return pairs
         return []
 

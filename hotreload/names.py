@@ -76,7 +76,7 @@ class Names:
     def raw_name(self, table: T, row: int) -> str:
         """The simple name this build gives a TypeDef/MethodDef/Field (ignoring renames). The whole table's names
         are read at the first question: a structural save's comparison asks for nearly all of them, many times."""
-        names = self._raw.get(table) or self.raw_names(table)
+        names = self.raw_names(table)
         if not 1 <= row <= len(names):
             self.md.row(table, row)  # raises BadImageError naming the table and row
         return names[row - 1]
