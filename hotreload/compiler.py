@@ -27,6 +27,7 @@ from typing import Any
 
 from . import processes
 from .build import BUILD_PROPERTIES, BUILD_TIMEOUT_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, setting
+from .compile_inputs import CompileInputs
 from .errors import HotReloadError
 from .processes import Child, Owner, StepTimedOut, Stopped
 from .solution import interface_digest
@@ -234,6 +235,7 @@ class Unit:
     interface: str = ""
     stale: bool = True  # its last compile failed, or a library it compiles against changed shape since
     built_key: str | None = None  # its MSBuild inputs as the last `dotnet build` read them (see _refresh_arguments)
+    inputs: CompileInputs | None = None  # what its last warm compile read, if it succeeded (hotreload.compile_inputs)
 
     @property
     def project(self) -> Path:
@@ -509,6 +511,7 @@ class WarmCompiler:
         assert unit.args is not None and worker is not None
         start = time.perf_counter()
         output = output_of(unit.args)
+        inputs = CompileInputs.of(unit.args, str(unit.project.parent))
         try:
             self._compiling = unit
             reply = worker.compile(unit.args, self.compile_timeout, unit.project.parent)
@@ -529,6 +532,9 @@ class WarmCompiler:
         if reply["failure"] and not errors:
             errors = [Diagnostic(str(unit.project), 0, 0, "FSC", reply["failure"])]
         ok = bool(reply["ok"]) and output.exists()
+        # what it compiled, when no file changed during the compile (a file saved meanwhile: unknown, so None)
+        unit.inputs = inputs if ok and inputs is not None \
+            and inputs == CompileInputs.of(unit.args, str(unit.project.parent)) else None
         if ok:  # what dotnet build's copy step does for the compiled assembly and its symbols
             unit.builder.out_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(output, unit.builder.dll)
@@ -536,6 +542,10 @@ class WarmCompiler:
             if pdb.exists():
                 shutil.copyfile(pdb, unit.builder.dll.with_suffix(".pdb"))
         return BuildResult(ok, self.builder.dll, time.perf_counter() - start, errors, "", how="warm fsc")
+
+    def inputs_of(self, dll: Path) -> CompileInputs | None:
+        """What the last warm compile of the project whose assembly is `dll` read (None: unknown)."""
+        return next((unit.inputs for unit in self.units if unit.builder.dll.name == dll.name), None)
 
     def sources(self) -> list[str]:
         """The app's source files in the compile the worker is armed with (none when it is not)."""

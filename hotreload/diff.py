@@ -9,10 +9,11 @@ capabilities, or what would leave running state inconsistent) become `Refusal`s 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
+from .carry import NOTHING, Carried, carried_rows
 from .incremental import body_spans, changed_bodies, moved_candidates, same_structure, with_body
 from .indexed import Build
 from .match import is_line_named, match_builds, may_have_swapped
@@ -135,9 +136,11 @@ def _owner_name(key: str) -> str:
 
 
 class _Differ:
-    def __init__(self, old: Build, new: Build, capabilities: Iterable[str] | None) -> None:
+    def __init__(self, old: Build, new: Build, capabilities: Iterable[str] | None,
+                 carried: Carried = NOTHING) -> None:
         self.old = old
         self.new = new
+        self.carried = carried  # entities compiled as they were: never compared (hotreload.carry)
         self.caps = set(capabilities) if capabilities is not None else None
         self.result = Diff(new=new)
         self._initializer_types: set[int] | None = None
@@ -232,7 +235,10 @@ class _Differ:
                             "a union's cases are part of its layout; values already built would not match")
             else:
                 result.removed_types.append(name)
+        carried = self.carried.types
         for key in sorted(old_types.keys() & new_types.keys()):
+            if carried.get(new_types[key]) == old_types[key]:
+                continue
             before, after = old.type_shape(old_types[key]), new.type_shape(new_types[key])
             if before == after:
                 continue
@@ -383,8 +389,11 @@ class _Differ:
         table = int(T.MethodDef)
         old_generic = {row for t, row in old.generic_params if t == table}
         new_generic = {row for t, row in new.generic_params if t == table}
+        carried = self.carried.methods
         for key in sorted(old_methods.keys() & new_methods.keys()):
             orid, nrid = old_methods[key], new_methods[key]
+            if carried.get(nrid) == orid:
+                continue
             orow, nrow = old_rows[orid - 1], new_rows[nrid - 1]
             if orow[1] != nrow[1] or orow[2] != nrow[2]:  # (see Build.method_flags)
                 self.refuse(K.METHOD_ATTRIBUTES, display_name(key), "accessibility, static or virtual changed")
@@ -546,12 +555,17 @@ class _Differ:
         return self.result
 
 
-def _moved_candidates(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb) -> list[tuple[str, int, int]]:
-    """(key, old row, new row) of methods in both builds whose sequence-point blobs differ."""
+def _moved_candidates(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb,
+                      carried: Carried = NOTHING) -> list[tuple[str, int, int]]:
+    """(key, old row, new row) of methods in both builds whose sequence-point blobs differ (but for carried ones:
+    their files are as they were)."""
     old_rows = old_pdb.md.rows(T.MethodDebugInformation)
     new_rows = new_pdb.md.rows(T.MethodDebugInformation)
+    continued = carried.methods
     out = []
     for key, nrid in new.methods.items():
+        if nrid in continued:
+            continue
         orid = old.methods.get(key)
         if orid is None or orid > len(old_rows) or nrid > len(new_rows):
             continue
@@ -577,13 +591,16 @@ def _moved(old_pdb: Pdb, new_pdb: Pdb, candidates: list[tuple[str, int, int]], r
 
 
 def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = None,
-                pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Diff:
+                pdbs: tuple[Pdb | None, Pdb | None] = (None, None), unchanged_prefix: Collection[str] = ()) -> Diff:
     """What changed from `old` (the running code, running names) to `new` (a fresh build).
 
     `Diff.new` is `new` seen with running names for entities that only moved; it is what the delta writer
     reads and what the next diff compares against. `capabilities` (the runtime's) turns edits the runtime
     cannot take into refusals; None assumes everything the delta writer supports. With both builds' PDBs
-    (old, new), methods that only moved lines are listed in `Diff.moved`.
+    (old, new), methods that only moved lines are listed in `Diff.moved`, and `unchanged_prefix` (source paths the
+    caller vouches `new` compiled as `old` was: the files before the first one the save changed, with the same flags
+    and references) spares a structural save the comparison of the entities whose code lies there only
+    (hotreload.carry).
     """
     old_pdb, new_pdb = pdbs
     # only bodies changed: no matching, no comparison entity by entity (unless generated entities of one group
@@ -604,11 +621,18 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
             keys = canonical.names
             result.moved = _moved(old_pdb, new_pdb, [(keys.key(T.MethodDef, r), r, r) for r in moved], result)
         return result
-    matching = match_builds(old, new, pdbs)
+    carried = carried_rows(old, new, old_pdb, new_pdb, unchanged_prefix) \
+        if old_pdb is not None and new_pdb is not None else NOTHING
+    matching = match_builds(old, new, pdbs, carried)
     canonical = new.renamed(matching.renames)
+    if carried:
+        continued = {table: carried.of(table) for table in (T.TypeDef, T.MethodDef, T.Field)}
+        for table, rows in continued.items():
+            canonical.names.adopt(old.names, table, rows)
+        canonical.adopt_attributes(old, continued)
     canonical.retired = frozenset((old.retired | old.types.keys()) - canonical.types.keys())
-    result = _Differ(old, canonical, capabilities).run()
+    result = _Differ(old, canonical, capabilities, carried).run()
     result.refusals = matching.refusals + result.refusals
     if old_pdb is not None and new_pdb is not None:
-        result.moved = _moved(old_pdb, new_pdb, _moved_candidates(old, canonical, old_pdb, new_pdb), result)
+        result.moved = _moved(old_pdb, new_pdb, _moved_candidates(old, canonical, old_pdb, new_pdb, carried), result)
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Iterable
 from functools import cached_property
@@ -262,8 +263,26 @@ class Build:
     @cached_property
     def attributes(self) -> dict[str, list[str]]:
         """Custom attributes by the identity of what they decorate (types, methods, fields)."""
+        return self._attributes_but({})
+
+    def adopt_attributes(self, other: Build, rows: dict[T, dict[int, int]]) -> None:
+        """Take `other`'s attributes for this build's `rows` (table -> row -> `other`'s row) of the TypeDef, MethodDef
+        and Field tables: entities compiled as they were (hotreload.carry), whose attributes are the same."""
+        found = self._attributes_but(rows)
+        theirs, their_key, key = other.attributes, other.names.key, self.names.key
+        for table, pairs in rows.items():
+            for n, o in pairs.items():
+                attributes = theirs.get(their_key(table, o))
+                if attributes is not None:
+                    found[key(table, n)] = attributes
+        self.__dict__["attributes"] = found
+
+    def _attributes_but(self, rows: dict[T, dict[int, int]]) -> dict[str, list[str]]:
+        skip = {HasCustomAttribute.encode(table, n) for table, pairs in rows.items() for n in pairs}
         out: dict[str, list[str]] = {}
         for row in self.asm.md.rows(T.CustomAttribute):
+            if row[0] in skip:
+                continue
             table, prow = HasCustomAttribute.decode(row[0])
             if table not in (T.TypeDef, T.MethodDef, T.Field):
                 continue
@@ -280,13 +299,14 @@ class Build:
         rows = [(t, r, row) for (t, r), row in decoded if t in targets]
         if not rows:
             return {}
-        param_owner = {p: m for m in range(1, len(md.rows(T.MethodDef)) + 1) for p in self.params_of(m)}
+        firsts = md.column(T.MethodDef, 5)  # each method's first Param row: a parameter's owner is found by bisection
         property_key = {rid: key for key, rid in self.properties.items()}
         event_key = {rid: key for key, rid in self.events.items()}
         out: dict[str, list[str]] = {}
         for table, rid, row in rows:
             if table == T.Param:
-                key = f"Param:{self.names.key(T.MethodDef, param_owner[rid])}#{md.row(T.Param, rid)[1]}"
+                owner = bisect.bisect_right(firsts, rid)
+                key = f"Param:{self.names.key(T.MethodDef, owner)}#{md.row(T.Param, rid)[1]}"
             elif table == T.Property:
                 key = f"Property:{property_key[rid]}"
             elif table == T.Event:

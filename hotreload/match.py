@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 
+from .carry import NOTHING, Carried
 from .indexed import Build
 from .metadata.schema import T
 from .pdb import Pdb
 from .refusal import Refusal, RefusalKind
+from .sources import Sources
 
 # `-hrN`: the name an added entity got because a running one held its line-based name (see `_resolve`)
 _LINE_SUFFIX = re.compile(r"@\d+(?:-\d+)?(?:-hr\d+)?$")
@@ -84,72 +85,12 @@ def _pair(olds: list[int], news: list[int], full: Callable[[Build, int], Hashabl
     return pairs, False
 
 
-class _Sources:
-    """Which source files each entity's code lies in, and which files a save left as they were (same checksum in
-    both PDBs). Files are Document rows of each side's PDB; what a PDB says of its build's types is memoized on
-    the PDB (`_TYPE_DOCUMENTS`), so the running build's was mostly found when it was the new one."""
-
-    def __init__(self, old_pdb: Pdb, new_pdb: Pdb) -> None:
-        self.pdbs = (old_pdb, new_pdb)
-        names = (self._names(old_pdb), self._names(new_pdb))
-        old_hashes, new_hashes = self._hashes(old_pdb, names[0]), self._hashes(new_pdb, names[1])
-        unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
-        # F#'s "unknown" document holds hidden lines only (generated code), and has no checksum: no source at all
-        sourceless = {name for name, digest in {**old_hashes, **new_hashes}.items() if not digest} | {""}
-        # per side: Document rows whose file is unchanged; rows of no source (-1: a method without lines)
-        self.unchanged = tuple({i for i, name in enumerate(side, 1) if name in unchanged} for side in names)
-        self.sourceless = tuple({i for i, name in enumerate(side, 1) if name in sourceless} | {-1} for side in names)
-
-    @staticmethod
-    def _names(pdb: Pdb) -> list[str]:
-        return [pdb.document_name(rid) for rid in range(1, len(pdb.md.rows(T.Document)) + 1)]
-
-    @staticmethod
-    def _hashes(pdb: Pdb, names: list[str]) -> dict[str, bytes]:
-        return {name: pdb.md.blob(row[2]) for name, row in zip(names, pdb.md.rows(T.Document), strict=True)}
-
-    def untouched(self, side: int, build: Build, table: T, rid: int) -> bool:
-        """Whether the entity's code lies in files the save left as they were (side 0: the running build, 1: the
-        new one): a method's lines; for a type, its methods' lines and those of the type it is nested in,
-        outermost (a closure's Invoke often has no lines of its own; the module type it is nested in is one
-        file's). Code spread over several files (inlined) is not untouched."""
-        pdb = self.pdbs[side]
-        if table == T.MethodDef:
-            methods = pdb.method_documents
-            documents: set[int] | frozenset[int] = {methods[rid - 1] if rid <= len(methods) else -1}
-        elif table == T.TypeDef:
-            root = rid
-            while root in build.names.enclosing:
-                root = build.names.enclosing[root]
-            types = _type_documents(pdb, build)
-            documents = types[rid] | types[root]
-        else:
-            return False
-        documents -= self.sourceless[side]
-        return bool(documents) and 0 not in documents and documents <= self.unchanged[side]
-
-
-_TYPE_DOCUMENTS: weakref.WeakKeyDictionary[Pdb, list[frozenset[int]]] = weakref.WeakKeyDictionary()
-
-
-def _type_documents(pdb: Pdb, build: Build) -> list[frozenset[int]]:
-    """Per TypeDef row: the Document rows of its methods (see Pdb.method_documents), found in one pass over the
-    methods and kept for the PDB's lifetime (the build a PDB belongs to has its rows)."""
-    found = _TYPE_DOCUMENTS.get(pdb)
-    if found is None:
-        methods = pdb.method_documents
-        sets: list[set[int]] = [set() for _ in range(len(build.asm.md.rows(T.TypeDef)) + 1)]
-        for rid, owner in enumerate(build.names.method_owner[1:], 1):
-            sets[owner].add(methods[rid - 1] if rid <= len(methods) else -1)
-        found = _TYPE_DOCUMENTS[pdb] = [frozenset(s) for s in sets]
-    return found
-
-
 class _Matcher:
-    def __init__(self, old: Build, new: Build, sources: _Sources | None = None) -> None:
+    def __init__(self, old: Build, new: Build, sources: Sources | None = None, carried: Carried = NOTHING) -> None:
         self.old = old
         self.new = new
         self.sources = sources
+        self.carried = carried
         self.result = Matching()
 
     # ---- canonical names of the new build as renames accumulate --------------------------------------
@@ -209,11 +150,26 @@ class _Matcher:
 
     # ---- matching ------------------------------------------------------------------------------------
     def run(self) -> Matching:
+        self.keep_carried()
         self.match_types()
         self.match_members(T.MethodDef, self.method_full, self.method_shape)
         self.match_members(T.Field, self.field_shape, self.field_shape)
         self.match_data_fields()
         return self.result
+
+    def keep_carried(self) -> None:
+        """Entities compiled as they were (hotreload.carry) keep the names the running module knows them by."""
+        old, new, renames = self.old, self.new, self.result.renames
+        for table in (T.TypeDef, T.MethodDef, T.Field):
+            t = int(table)
+            renamed = [row for tab, row in old.names.renames if tab == t]
+            if not renamed:
+                continue
+            continued = {o: n for n, o in self.carried.of(table).items()}
+            for o in renamed:
+                n = continued.get(o)
+                if n is not None and old.names.own_name(table, o) != new.names.raw_name(table, n):
+                    renames[(t, n)] = old.names.own_name(table, o)
 
     def match_data_fields(self) -> None:
         """Fields holding initial data (array literals) are named by their data in the running module.
@@ -255,11 +211,12 @@ class _Matcher:
         old, new = self.old, self.new
         old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         taken: dict[str, set[str]] = defaultdict(set)  # enclosing type -> names of its nested types
+        carried_old, carried_new = self.carried.olds(T.TypeDef), self.carried.types
         for rid, enclosing in old.names.enclosing.items():
             own = old.names.own_name(T.TypeDef, rid)
             enclosing_name = old.names.typedef_name(enclosing)
             taken[enclosing_name].add(own)
-            if is_line_named(own):
+            if is_line_named(own) and rid not in carried_old:
                 old_groups[(enclosing_name, line_free(own))].append(rid)
         for key in old.retired:  # removed types stay loaded: an added type must not take one's name
             enclosing_name, _, own = key[2:].rpartition("/")
@@ -269,7 +226,7 @@ class _Matcher:
             return
         by_depth: dict[int, list[int]] = defaultdict(list)
         for rid in new.names.enclosing:
-            if is_line_named(new.names.own_name(T.TypeDef, rid)):
+            if rid not in carried_new and is_line_named(new.names.own_name(T.TypeDef, rid)):
                 by_depth[new.names.depth(rid)].append(rid)
         for depth in sorted(by_depth):
             new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -285,8 +242,11 @@ class _Matcher:
         old, new = self.old, self.new
         old_owner = old.names.method_owner if table == T.MethodDef else old.names.field_owner
         new_owner = new.names.method_owner if table == T.MethodDef else new.names.field_owner
+        carried_old, carried_new = self.carried.olds(table), self.carried.of(table)
         new_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for rid in new.names.line_named_candidates(table):
+            if rid in carried_new:
+                continue
             own = new.names.own_name(table, rid)
             if is_line_named(own):
                 new_groups[(self.new_type_name(new_owner[rid]), line_free(own))].append(rid)
@@ -294,6 +254,8 @@ class _Matcher:
             return
         old_groups: dict[tuple[str, str], list[int]] = defaultdict(list)
         for rid in old.names.line_named_candidates(table):
+            if rid in carried_old:
+                continue
             own = old.names.own_name(table, rid)
             if is_line_named(own):
                 old_groups[(old.names.typedef_name(old_owner[rid]), line_free(own))].append(rid)
@@ -422,9 +384,10 @@ def may_have_swapped(build: Build, methods: Iterable[int]) -> bool:
     return any(len(entities) > 1 for entities in seen.values())
 
 
-def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None)) -> Matching:
+def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None),
+                 carried: Carried = NOTHING) -> Matching:
     """Names in `new` for entities the running module (described by `old`) knows by other line-based names.
     With both builds' PDBs, groups in source files the save did not touch are paired by name (see
-    `_untouched_pairs`)."""
+    `_untouched_pairs`); `carried` entities (hotreload.carry) continue the running rows they were paired with."""
     old_pdb, new_pdb = pdbs
-    return _Matcher(old, new, _Sources(old_pdb, new_pdb) if old_pdb and new_pdb else None).run()
+    return _Matcher(old, new, Sources(old_pdb, new_pdb) if old_pdb and new_pdb else None, carried).run()

@@ -65,6 +65,16 @@ class Names:
             if name in other.__dict__:
                 self.__dict__[name] = other.__dict__[name]
 
+    def adopt(self, other: Names, table: T, rows: dict[int, int]) -> None:
+        """Take `other`'s keys for this build's `rows` (row -> `other`'s row) of a TypeDef/MethodDef/Field table:
+        entities compiled as they were (hotreload.carry), whose names and signatures are the same, as are those of
+        the types their signatures name."""
+        t, key, theirs = int(table), other.key, other._cache
+        if table == T.TypeDef:
+            typedef_name = other.typedef_name
+            self._typedefs.update((n, typedef_name(o)) for n, o in rows.items())
+        self._cache.update(((t, n), theirs.get((t, o)) or key(t, o)) for n, o in rows.items())
+
     def own_name(self, table: T, row: int) -> str:
         """The simple name of a TypeDef/MethodDef/Field, as the running module knows it."""
         if self.renames:

@@ -19,6 +19,7 @@ from .app import AppExit, HostedApp
 from .apply import ApplyFailed, Updater, Verification
 from .baseline import Baseline
 from .build import REUSE_VARIABLE, Builder, BuildResult, Diagnostic, ProjectError, check_sdk, find_project
+from .compile_inputs import CompileInputs
 from .compiler import WarmCompiler, inputs_key, msbuild_inputs
 from .delta import Delta, UnsupportedEdit, build_delta, load_build
 from .diff import Build, Diff, Refusal, diff_builds
@@ -175,6 +176,7 @@ class Part:
     previous: Build
     previous_pdb: Pdb | None
     seen: str
+    inputs: CompileInputs | None = None  # what the compile of `previous` read, when a warm compile made it
 
 
 def _file_digest(path: Path) -> str:
@@ -596,6 +598,7 @@ class Session:
         t = time.perf_counter()
         changes: list[tuple[Part, Build, Pdb | None, str, Diff]] = []
         refusals: list[Refusal] = []
+        inputs: dict[str, CompileInputs | None] = {}  # part -> what its new build's compile read
         for part in self.parts:  # libraries first: a save that adds to one and uses it from the app is one update
             try:
                 digest = _file_digest(part.dll)
@@ -604,7 +607,11 @@ class Session:
             if digest == part.seen:  # not rebuilt by this save: nothing to read or compare
                 continue
             new_build, new_pdb = load_build(str(part.dll))
-            diff = diff_builds(part.previous, new_build, self.capabilities, (part.previous_pdb, new_pdb))
+            read = inputs[part.name] = self.compiler.inputs_of(part.dll) \
+                if self.compiler is not None and result.how == "warm fsc" else None
+            # the files both builds' compiles compiled alike: their entities are not compared (hotreload.carry)
+            prefix = read.unchanged_prefix(part.inputs) if read is not None else frozenset()
+            diff = diff_builds(part.previous, new_build, self.capabilities, (part.previous_pdb, new_pdb), prefix)
             assert diff.new is not None
             refusals += [locate(r, [(diff.new, new_pdb), (part.previous, part.previous_pdb)]) for r in diff.refusals]
             changes.append((part, diff.new, new_pdb, digest, diff))  # with running names for moved generated code
@@ -615,6 +622,7 @@ class Session:
             moved = 0
             for part, new_build, new_pdb, digest, diff in changes:
                 part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+                part.inputs = inputs[part.name]
                 if diff.moved and new_pdb is not None:  # same code on new lines: stack traces follow
                     baseline = part.updater.baseline
                     part.updater.lines.update_from(new_pdb, {baseline.defs[c.key] & 0xFFFFFF: c.new_rid
@@ -630,6 +638,7 @@ class Session:
         for part, new_build, new_pdb, digest, diff in changes:
             if diff.empty:
                 part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+                part.inputs = inputs[part.name]
                 continue
             try:
                 deltas.append((part, build_delta(part.updater.baseline, new_build, new_pdb, diff), new_build,
@@ -672,6 +681,7 @@ class Session:
                 self.report.error(message, "failed", reason=message)
                 return self._record(Outcome(OutcomeKind.FAILED, message=message, timings=timings))
             part.previous, part.previous_pdb, part.seen = new_build, new_pdb, digest
+            part.inputs = inputs[part.name]
             applied.append(f"{part.name} generation {delta.generation}")
         stage[0] = "verifying"
         t = time.perf_counter()
