@@ -5,7 +5,9 @@ edit of one function in the last file, after a function added to the last file),
 each edit, `load_build` + `diff_builds` + `build_delta` (+ the module-value plan, counted in the session's "diff")
 as a session makes its saves: the edit saved, undone, saved again, each compared with what the save before left
 running (see `measure`). Printed: the medians over `--repeats` rounds (the first two dropped:
-warm-up), per stage and in all (the issue's "diff+delta").
+warm-up), per stage and in all (the issue's "diff+delta"); the function added twice: with the files before the
+last carried, as a session's saves after its first are, and with nothing carried (its first save, or an edit of
+the first file: every entity compared).
 
     .venv/bin/python benchmarks/diffcost.py --functions 5000 --json benchmarks/results/diffcost.json
 """
@@ -45,11 +47,13 @@ def build(project: GeneratedProject, into: Path) -> Path:
     return into / out.name
 
 
-def measure(running: Path, edited: Path, repeats: int) -> dict[str, float]:
+def measure(running: Path, edited: Path, repeats: int, prefix: list[str] | None = None) -> dict[str, float]:
     """`repeats` saves of the edit, as a session makes them: the user saves the edit, then undoes it, again and
     again; each save is compared with what the one before left running (`Diff.new`, with the indexes, names and
     normalized bodies the session keeps between saves) and each delta advances the baseline. Only the saves of
-    the edit (running -> edited) are timed; the undo saves keep the session's state as it would be."""
+    the edit (running -> edited) are timed; the undo saves keep the session's state as it would be. `prefix`: the
+    files the session vouches both compiles compiled alike (hotreload.carry; None: none, as on the first save
+    after a start or an edit in the first file)."""
     old, old_pdb = load_build(str(running))
     baseline = Baseline(old, old_pdb)
     rows = []
@@ -58,7 +62,7 @@ def measure(running: Path, edited: Path, repeats: int) -> dict[str, float]:
             t0 = time.perf_counter()
             new, new_pdb = load_build(str(target))  # a new build object each save: nothing of it is memoized yet
             t1 = time.perf_counter()
-            diff = diff_builds(old, new, None, (old_pdb, new_pdb))
+            diff = diff_builds(old, new, None, (old_pdb, new_pdb), prefix or ())
             t2 = time.perf_counter()
             assert diff.new is not None and not diff.refusals, diff.refusals
             delta = build_delta(baseline, diff.new, new_pdb, diff)
@@ -91,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
         source = project.folder / project.file_name(project.file_count - 1)
         source.write_text(source.read_text() + "\nlet addedByTheBenchmark (x: int) = x * 7 + 1\n")
         added = build(project, root / "added")
-        result = {"functions": opts.functions, "body_only_ms": measure(running, body, opts.repeats),
-                  "function_added_ms": measure(running, added, opts.repeats)}
-    for name in ("body_only_ms", "function_added_ms"):
+        # what a session vouches for when the last file is edited: every source compiled before it (hotreload.carry)
+        before = [str(p) for p in (project.folder / "obj").rglob("*.fs")] + \
+            [str(project.folder / project.file_name(i)) for i in range(project.file_count - 1)]
+        result = {"functions": opts.functions, "body_only_ms": measure(running, body, opts.repeats, before),
+                  "function_added_ms": measure(running, added, opts.repeats, before),
+                  "function_added_nothing_carried_ms": measure(running, added, opts.repeats)}
+    for name in ("body_only_ms", "function_added_ms", "function_added_nothing_carried_ms"):
         print(f"{opts.functions} functions, {name[:-3].replace('_', ' ')}: " +
               ", ".join(f"{k} {v} ms" for k, v in result[name].items()), flush=True)
     if opts.json:
