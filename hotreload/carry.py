@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 
 from .indexed import Build
 from .metadata.schema import T
-from .pdb import Pdb
-from .sources import type_documents
+from .sources import Sources, type_documents
 
 
 @dataclass(frozen=True)
@@ -53,22 +52,18 @@ class Carried:
 NOTHING = Carried()
 
 
-def carried_rows(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb, prefix: Collection[str]) -> Carried:
+def carried_rows(old: Build, new: Build, sources: Sources, prefix: Collection[str]) -> Carried:
     """The entities of `new` whose code lies only in `prefix` (source paths the caller vouches were compiled as
     for `old`: the files before the first changed one, same flags and references), paired with `old`'s."""
     if not prefix:
         return NOTHING
     wanted = {os.path.normcase(os.path.normpath(p)) for p in prefix}
-    checksums = [_checksums(pdb) for pdb in (old_pdb, new_pdb)]
-    # a file is vouched for by the caller and by both PDBs (the same checksum: what each compile read)
-    same = {name for name, digest in checksums[1].items()
-            if digest and name in wanted and checksums[0].get(name) == digest}
     sides = []
-    for build, pdb in ((old, old_pdb), (new, new_pdb)):
-        documents = {i for i in range(1, len(pdb.md.rows(T.Document)) + 1)
-                     if os.path.normcase(os.path.normpath(pdb.document_name(i))) in same}
-        sourceless = {i for i, row in enumerate(pdb.md.rows(T.Document), 1) if not pdb.md.blob(row[2])} | {-1}
-        sides.append(_Side(build, type_documents(pdb, build), documents, sourceless))
+    for side, build in enumerate((old, new)):
+        # a file is vouched for by the caller and by both PDBs (the same checksum: what each compile read)
+        documents = {i for i in sources.unchanged[side]
+                     if os.path.normcase(os.path.normpath(sources.names[side][i - 1])) in wanted}
+        sides.append(_Side(build, type_documents(sources.pdbs[side], build), documents, sources.sourceless[side]))
     old_side, new_side = sides
     old_roots = old_side.carriable()
     out = Carried()
@@ -98,11 +93,6 @@ def carried_rows(old: Build, new: Build, old_pdb: Pdb, new_pdb: Pdb, prefix: Col
             for table, ofirst, nfirst, size in spans:
                 out.of(table).update(zip(range(nfirst, nfirst + size), range(ofirst, ofirst + size)))
     return out
-
-
-def _checksums(pdb: Pdb) -> dict[str, bytes]:
-    return {os.path.normcase(os.path.normpath(pdb.document_name(i))): pdb.md.blob(row[2])
-            for i, row in enumerate(pdb.md.rows(T.Document), 1)}
 
 
 class _Side:

@@ -25,9 +25,10 @@ class CompileInputs:
     rest: str
 
     @classmethod
-    def of(cls, args: list[str], folder: str) -> CompileInputs | None:
-        """The inputs of a compile with fsc's `args`, run in `folder` (relative paths are its); None when a file is
-        missing or unreadable (then nothing is vouched for)."""
+    def of(cls, args: list[str], folder: str, known: dict[str, str] | None = None) -> CompileInputs | None:
+        """The inputs of a compile with fsc's `args`, run in `folder` (relative paths are its); `known`: digests
+        already read, by argument (not read again). None when a file is missing or unreadable (then nothing is
+        vouched for)."""
         sources: list[tuple[str, str]] = []
         flags: list[str] = []
         references: list[tuple[str, int, int]] = []
@@ -35,8 +36,11 @@ class CompileInputs:
             for arg in args:
                 if not arg.startswith("-") and arg.endswith(_SOURCE_SUFFIXES):
                     path = os.path.normpath(os.path.join(folder, arg))
-                    with open(path, "rb") as source:
-                        sources.append((path, hashlib.sha256(source.read()).hexdigest()))
+                    digest = (known or {}).get(arg)
+                    if digest is None:
+                        with open(path, "rb") as source:
+                            digest = hashlib.sha256(source.read()).hexdigest()
+                    sources.append((path, digest))
                     continue
                 flags.append(arg)
                 if arg.startswith(_REFERENCE_OPTIONS):

@@ -486,7 +486,7 @@ class WarmCompiler:
             changed = not digests or any(unit.compiled.get(p) != d for p, d in digests.items())
             if not unit.stale and not changed and output.exists() and unit.builder.dll.exists():
                 continue
-            reply = self._compile(unit)
+            reply = self._compile(unit, digests)
             if reply is None:
                 return None
             self.compiled.append(unit.project.name)
@@ -505,13 +505,14 @@ class WarmCompiler:
                             other.stale = True
         return BuildResult(True, self.builder.dll, time.perf_counter() - start, how="warm fsc")
 
-    def _compile(self, unit: Unit) -> BuildResult | None:
-        """Compile one project with the worker; None when it is gone."""
+    def _compile(self, unit: Unit, digests: dict[str, str]) -> BuildResult | None:
+        """Compile one project with the worker (`digests`: its sources' as read just before); None when it is
+        gone."""
         worker = self._worker
         assert unit.args is not None and worker is not None
         start = time.perf_counter()
         output = output_of(unit.args)
-        inputs = CompileInputs.of(unit.args, str(unit.project.parent))
+        inputs = CompileInputs.of(unit.args, str(unit.project.parent), digests)
         try:
             self._compiling = unit
             reply = worker.compile(unit.args, self.compile_timeout, unit.project.parent)

@@ -23,6 +23,7 @@ from .names import display_name
 from .pdb import Pdb
 from .refusal import Refusal
 from .refusal import RefusalKind as K
+from .sources import Sources
 
 __all__ = ["Build", "ChangedMethod", "Diff", "Refusal", "diff_builds"]
 
@@ -621,9 +622,9 @@ def diff_builds(old: Build, new: Build, capabilities: Iterable[str] | None = Non
             keys = canonical.names
             result.moved = _moved(old_pdb, new_pdb, [(keys.key(T.MethodDef, r), r, r) for r in moved], result)
         return result
-    carried = carried_rows(old, new, old_pdb, new_pdb, unchanged_prefix) \
-        if old_pdb is not None and new_pdb is not None else NOTHING
-    matching = match_builds(old, new, pdbs, carried)
+    sources = Sources(old_pdb, new_pdb) if old_pdb is not None and new_pdb is not None else None
+    carried = carried_rows(old, new, sources, unchanged_prefix) if sources is not None else NOTHING
+    matching = match_builds(old, new, sources, carried)
     canonical = new.renamed(matching.renames)
     if carried:
         continued = {table: carried.of(table) for table in (T.TypeDef, T.MethodDef, T.Field)}

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from .carry import NOTHING, Carried
 from .indexed import Build
 from .metadata.schema import T
-from .pdb import Pdb
 from .refusal import Refusal, RefusalKind
 from .sources import Sources
 
@@ -384,10 +383,9 @@ def may_have_swapped(build: Build, methods: Iterable[int]) -> bool:
     return any(len(entities) > 1 for entities in seen.values())
 
 
-def match_builds(old: Build, new: Build, pdbs: tuple[Pdb | None, Pdb | None] = (None, None),
-                 carried: Carried = NOTHING) -> Matching:
+def match_builds(old: Build, new: Build, sources: Sources | None = None, carried: Carried = NOTHING) -> Matching:
     """Names in `new` for entities the running module (described by `old`) knows by other line-based names.
-    With both builds' PDBs, groups in source files the save did not touch are paired by name (see
-    `_untouched_pairs`); `carried` entities (hotreload.carry) continue the running rows they were paired with."""
-    old_pdb, new_pdb = pdbs
-    return _Matcher(old, new, Sources(old_pdb, new_pdb) if old_pdb and new_pdb else None, carried).run()
+    With both builds' source files (`sources`, from their PDBs), groups in files the save did not touch are paired
+    by name (see `_untouched_pairs`); `carried` entities (hotreload.carry) continue the running rows they were
+    paired with."""
+    return _Matcher(old, new, sources, carried).run()

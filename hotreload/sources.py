@@ -20,7 +20,7 @@ class Sources:
 
     def __init__(self, old_pdb: Pdb, new_pdb: Pdb) -> None:
         self.pdbs = (old_pdb, new_pdb)
-        names = (self._names(old_pdb), self._names(new_pdb))
+        names = self.names = (self._names(old_pdb), self._names(new_pdb))  # per side: file of each Document row
         old_hashes, new_hashes = self._hashes(old_pdb, names[0]), self._hashes(new_pdb, names[1])
         unchanged = {name for name, digest in new_hashes.items() if digest and old_hashes.get(name) == digest}
         # F#'s "unknown" document holds hidden lines only (generated code), and has no checksum: no source at all
